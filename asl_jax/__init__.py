@@ -1,0 +1,1 @@
+"""ASL: Action Sensitivity Learning for temporal action localization, in JAX/Flax."""

@@ -1,0 +1,1 @@
+"""Annotations, features and input pipelines. Never touches devices."""

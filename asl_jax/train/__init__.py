@@ -1,0 +1,1 @@
+"""Train state, optimizer, step, checkpoints and the training loop."""
