@@ -1,0 +1,94 @@
+"""Convolutional embedding and the transformer encoder that builds the temporal feature pyramid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from asl_jax.model.attention import MaskedMHCA
+from asl_jax.model.layers import AffineDropPath, Dtype, MaskedConv1D, dense, layer_norm, max_pool_skip
+
+
+class TransformerBlock(nn.Module):
+  """Pre-LN block: ``y = skip(x) + ADP(MHCA(LN(x)))``; ``y = y + ADP(MLP(LN(y)))``.
+
+  With ``stride == 2`` the attention's q/k/v convs and the max-pool skip halve the length.
+  """
+
+  embed_dim: int
+  num_heads: int
+  window_size: int = -1
+  stride: int = 1
+  mlp_ratio: int = 4
+  dropout: float = 0.0  # After the attention projection and inside the MLP.
+  droppath: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask, *, deterministic: bool) -> tuple[jax.Array, jax.Array]:
+    """x ``[B, T, C]``, mask ``[B, T]`` -> (``[B, T/stride, C]``, mask)."""
+    c = self.embed_dim
+    attn, out_mask = MaskedMHCA(
+        c, self.num_heads, self.window_size, self.stride, self.dropout, self.dtype, name='attn'
+    )(layer_norm('ln1', self.dtype)(x), mask, deterministic=deterministic)
+    m = out_mask[..., None].astype(x.dtype)
+    y = max_pool_skip(x, self.stride) * m
+    y = y + AffineDropPath(self.droppath, name='drop_path_attn')(attn, deterministic=deterministic)
+    h = dense(self.mlp_ratio * c, name='mlp_fc1', dtype=self.dtype)(layer_norm('ln2', self.dtype)(y))
+    h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=deterministic)
+    h = dense(c, name='mlp_fc2', dtype=self.dtype)(h)
+    h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
+    y = y + AffineDropPath(self.droppath, name='drop_path_mlp')(h * m, deterministic=deterministic)
+    return y, out_mask
+
+
+class ConvTransformerEncoder(nn.Module):
+  """Embedding convs, ``num_stem`` stride-1 blocks, then ``num_branch`` stride-2 blocks.
+
+  Returns one feature map per pyramid level: level 0 is the stem output, level ``l`` the output
+  of branch block ``l - 1``.
+  """
+
+  embed_dim: int
+  num_heads: int
+  num_embed_convs: int = 2
+  num_stem: int = 2
+  num_branch: int = 5
+  embed_kernel_size: int = 3
+  window_sizes: Sequence[int] = (19,) * 6  # One per level (stem blocks use level 0's).
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  droppath: float = 0.1
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask, *, deterministic: bool) -> tuple[list[jax.Array], list[jax.Array]]:
+    """x ``[B, T, C_in]``, mask ``[B, T]`` -> per-level features ``[B, T_l, C]`` and masks."""
+    if len(self.window_sizes) != self.num_branch + 1:
+      raise ValueError(
+          f'window_sizes has {len(self.window_sizes)} entries; need num_branch + 1 = '
+          f'{self.num_branch + 1} (one per pyramid level)'
+      )
+    for i in range(self.num_embed_convs):
+      x, mask = MaskedConv1D(
+          self.embed_dim, self.embed_kernel_size, use_bias=False, dtype=self.dtype, name=f'embed_conv_{i}'
+      )(x, mask)
+      x = nn.relu(layer_norm(f'embed_norm_{i}', self.dtype)(x))
+
+    def block(name, stride, window):
+      return TransformerBlock(
+          self.embed_dim, self.num_heads, window, stride, self.mlp_ratio, self.dropout, self.droppath,
+          self.dtype, name=name,
+      )
+
+    for i in range(self.num_stem):
+      x, mask = block(f'stem_{i}', 1, self.window_sizes[0])(x, mask, deterministic=deterministic)
+    feats, masks = [x], [mask]
+    for i in range(self.num_branch):
+      x, mask = block(f'branch_{i}', 2, self.window_sizes[i + 1])(x, mask, deterministic=deterministic)
+      feats.append(x)
+      masks.append(mask)
+    return feats, masks

@@ -1,0 +1,105 @@
+"""Basic layers in channel-last ``[B, T, C]`` layout: masked conv, LayerNorm, drop-path, scale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# PyTorch's default conv/linear init (kaiming-uniform with a = sqrt(5)) is U(+-1/sqrt(fan_in)),
+# i.e. variance_scaling(1/3, fan_in, uniform); using it keeps training behaviour comparable.
+torch_default_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+
+Dtype = Any
+
+
+def downsample_mask(mask: jax.Array, stride: int) -> jax.Array:
+  """Nearest-neighbour mask downsampling: ``out[i] = mask[stride * i]``."""
+  return mask[:, ::stride] if stride > 1 else mask
+
+
+class MaskedConv1D(nn.Module):
+  """1-D convolution with ``k // 2`` zero padding whose output is zeroed on padded positions."""
+
+  features: int
+  kernel_size: int = 3
+  stride: int = 1
+  use_bias: bool = True
+  groups: int = 1  # feature_group_count; ``groups == in_channels`` is depthwise.
+  bias_init: Any = nn.initializers.zeros
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x ``[B, T, C]``, mask ``[B, T]`` bool -> (``[B, T/stride, features]``, mask)."""
+    if self.kernel_size % 2 != 1:
+      raise ValueError(f'MaskedConv1D needs an odd kernel size, got {self.kernel_size}')
+    pad = self.kernel_size // 2
+    y = nn.Conv(
+        self.features,
+        (self.kernel_size,),
+        strides=(self.stride,),
+        padding=[(pad, pad)],
+        feature_group_count=self.groups,
+        use_bias=self.use_bias,
+        kernel_init=torch_default_init,
+        bias_init=self.bias_init,
+        dtype=self.dtype,
+        name='conv',
+    )(x)
+    out_mask = downsample_mask(mask, self.stride)
+    return y * out_mask[..., None].astype(y.dtype), out_mask
+
+
+def layer_norm(name: str | None = None, dtype: Dtype = jnp.float32) -> nn.LayerNorm:
+  """LayerNorm over channels with the reference's epsilon and exact (two-pass) variance."""
+  return nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, dtype=dtype, name=name)
+
+
+def dense(features: int, *, use_bias: bool = True, name: str | None = None, dtype: Dtype = jnp.float32):
+  """A 1x1 convolution / linear layer with PyTorch's default init and zero bias."""
+  return nn.Dense(features, use_bias=use_bias, kernel_init=torch_default_init, dtype=dtype, name=name)
+
+
+def drop_path(x: jax.Array, rate: float, *, deterministic: bool, rng: jax.Array | None) -> jax.Array:
+  """Stochastic depth per sample: ``x / keep * floor(keep + U)``."""
+  if deterministic or rate == 0.0:
+    return x
+  keep = 1.0 - rate
+  shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+  keep_mask = jax.random.bernoulli(rng, keep, shape)
+  return jnp.where(keep_mask, x / keep, jnp.zeros_like(x))
+
+
+class AffineDropPath(nn.Module):
+  """Per-channel learnable scale (init 1e-4) followed by stochastic depth."""
+
+  rate: float = 0.0
+  init_scale: float = 1e-4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
+    scale = self.param('scale', nn.initializers.constant(self.init_scale), (x.shape[-1],))
+    x = x * scale.astype(x.dtype)
+    rng = None if deterministic or self.rate == 0.0 else self.make_rng('droppath')
+    return drop_path(x, self.rate, deterministic=deterministic, rng=rng)
+
+
+class Scale(nn.Module):
+  """A learnable scalar multiplier (one per pyramid level in the regression head)."""
+
+  init_value: float = 1.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return x * self.param('scale', nn.initializers.constant(self.init_value), ()).astype(x.dtype)
+
+
+def max_pool_skip(x: jax.Array, stride: int) -> jax.Array:
+  """The residual path of a downsampling block: max-pool (kernel stride+1, -inf padding)."""
+  if stride == 1:
+    return x
+  k = stride + 1
+  return nn.max_pool(x, (k,), strides=(stride,), padding=[(k // 2, k // 2)])

@@ -1,0 +1,117 @@
+"""Shared defaults for every asl-jax config: THUMOS14-like I3D geometry and the ActionFormer recipe.
+
+Not meant to be launched on its own: dataset configs call ``get_base_config()`` and override the
+data section. Every field is commented; ``asl_jax.configuration.validate_config`` checks them.
+"""
+
+import ml_collections
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 42  # Seeds parameter init, data order, truncation and dropout.
+
+  # ---------------------------------------------------------------- data
+  data = config.data = ml_collections.ConfigDict()
+  data.name = 'custom'  # Free-form dataset name (logs, workdir naming).
+  data.annotation_file = ''  # ActionFormer-format JSON: database/<vid>/{subset,duration,fps,annotations}.
+  data.feature_dir = ''  # Folder with one [T, C] feature file per video.
+  data.feature_prefix = ''  # File name = prefix + video_id + feature_ext.
+  data.feature_ext = '.npy'  # '.npy' or '.npz' (key 'feats').
+  data.num_classes = 20  # K; must cover every label_id in the annotation file.
+  data.input_dim = 2048  # Channels C of the feature files (checked against the first file read).
+  data.feat_stride = 4.0  # Video frames between consecutive feature vectors.
+  data.num_frames = 16.0  # Frames seen by one feature vector (extractor window).
+  data.default_fps = -1.0  # > 0 overrides every video's fps; <= 0 uses the fps in the JSON.
+  data.train_subset = 'validation'  # Subset name(s) used for training, comma-separated, case-insensitive.
+  data.eval_subset = 'test'  # Subset name(s) evaluated during and after training.
+  data.max_seq_len = 2304  # Training window length in grid steps; divisible by the pyramid stride.
+  data.trunc_thresh = 0.5  # A GT survives a random crop if this fraction of it stays inside.
+  data.crop_ratio = (0.9, 1.0)  # Short videos are cropped to a random fraction in this range; () disables.
+  data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
+  # Synthetic data (configs/demo.py): generated into the folders above when they are missing.
+  data.synthetic = ml_collections.ConfigDict()
+  data.synthetic.enabled = False  # Generate annotation_file / feature_dir if absent.
+  data.synthetic.num_videos = 240  # Total videos over all subsets.
+  data.synthetic.seed = 0  # Generator seed (independent of config.seed).
+  data.synthetic.min_len = 128  # Shortest video in grid steps.
+  data.synthetic.max_len = 384  # Longest video in grid steps.
+
+  # ---------------------------------------------------------------- model
+  model = config.model = ml_collections.ConfigDict()
+  model.arch = (2, 2, 5)  # (embedding convs, stride-1 stem blocks, stride-2 branch blocks).
+  model.embed_dim = 512  # Transformer width C.
+  model.embed_kernel_size = 3  # Kernel of the embedding convs.
+  model.num_heads = 4  # Attention heads.
+  model.window_size = 19  # Local attention window (odd), -1 for global; or one value per level.
+  model.mlp_ratio = 4  # MLP hidden width = mlp_ratio * C.
+  model.dropout = 0.0  # Dropout after attention projection and in the MLP.
+  model.droppath = 0.1  # Stochastic depth rate of the residual branches.
+  model.scale_factor = 2  # Downsampling between pyramid levels (only 2 is supported).
+  model.neck = 'identity'  # 'identity' (per-level LayerNorm) or 'fpn'.
+  model.fpn_dim = 512  # Neck output width (must equal embed_dim for 'identity').
+  model.head_dim = 512  # Width of the head conv towers.
+  model.head_num_layers = 3  # Convs per head, output conv included.
+  model.head_kernel_size = 3  # Kernel of the head convs.
+  model.cls_prior_prob = 0.01  # Initial foreground probability of the classifier.
+  model.empty_classes = ()  # Class ids with no training data (their prior is 1e-6).
+  # Regression range (grid units) of each pyramid level: one pair per level.
+  model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
+  model.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params and losses stay float32).
+
+  # ---------------------------------------------------------------- training
+  train = config.train = ml_collections.ConfigDict()
+  train.batch_size = 2  # Global batch size (split over all devices of all hosts).
+  train.num_epochs = 30  # Epochs after warmup.
+  train.warmup_epochs = 5  # Linear warmup epochs (counted before num_epochs).
+  train.learning_rate = 1e-4  # Peak AdamW learning rate.
+  train.weight_decay = 0.05  # AdamW decay on conv/linear kernels only.
+  train.clip_grad_norm = 1.0  # Global L2 norm clip; <= 0 disables.
+  train.ema_decay = 0.999  # EMA of weights used for evaluation (warmed up: see docs/design.md).
+  train.init_loss_norm = 100.0  # Initial value of the EMA of the positive count that divides losses.
+  train.center_sample_radius = 1.5  # Centre sampling radius in strides; <= 0: anywhere inside the GT.
+  train.reg_loss_weight = 1.0  # Weight of the DIoU loss.
+  train.label_smoothing = 0.0  # Focal-loss label smoothing epsilon.
+  train.focal_alpha = 0.25
+  train.focal_gamma = 2.0
+  train.log_every_steps = 20  # Scalars to TensorBoard / metrics.jsonl.
+  train.checkpoint_every_steps = 500  # Periodic checkpoints (also one at the end).
+  train.keep_checkpoints = 3  # Most recent checkpoints kept.
+  train.eval_every_epochs = 0  # Evaluate every N epochs during training; 0: only at the end.
+
+  # ---------------------------------------------------------------- inference / evaluation
+  test = config.test = ml_collections.ConfigDict()
+  test.batch_size = 8  # Videos per inference batch (the last batch is padded and masked).
+  test.pre_nms_thresh = 0.001  # Candidates need a probability above this.
+  test.pre_nms_topk = 2000  # Candidates kept per level before NMS.
+  test.duration_thresh = 0.05  # Minimum candidate length (grid units).
+  test.nms_method = 'gaussian'  # 'gaussian' (Soft-NMS), 'linear' or 'hard'.
+  test.nms_sigma = 0.5  # Soft-NMS decay exp(-iou^2 / sigma).
+  test.iou_threshold = 0.1  # Used by 'linear' and 'hard' only.
+  test.min_score = 0.001  # Candidates decayed below this are dropped.
+  test.max_seg_num = 200  # Detections kept per video.
+  test.multiclass_nms = True  # Per-class NMS (True) or class-agnostic with voting.
+  test.voting_thresh = 0.7  # Score-voting IoU threshold (class-agnostic NMS only).
+  test.tiou_thresholds = (0.3, 0.4, 0.5, 0.6, 0.7)  # Evaluation tIoUs (THUMOS14 protocol).
+  return config
+
+
+SMALL_MODEL = dict(embed_dim=64, num_heads=4, fpn_dim=64, head_dim=64, window_size=9)
+
+
+def apply_small_variant(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The ``:small`` variant: same data, a model and schedule that train on a laptop CPU in minutes."""
+  config.model.update(SMALL_MODEL)
+  config.model.arch = (2, 1, config.model.arch[2])
+  config.train.batch_size = 8
+  config.train.num_epochs = min(config.train.num_epochs, 4)
+  config.train.warmup_epochs = 1
+  config.train.learning_rate = 1e-3
+  config.train.checkpoint_every_steps = 100
+  config.test.pre_nms_topk = min(config.test.pre_nms_topk, 1000)
+  return config
+
+
+def parse_variant(arg: str | None) -> set[str]:
+  """``'small'`` / ``'small,foo'`` -> {'small', 'foo'}; unknown names are checked by the caller."""
+  return {a.strip() for a in (arg or '').split(',') if a.strip()}
