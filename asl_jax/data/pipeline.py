@@ -21,6 +21,8 @@ from asl_jax.data import features as features_lib
 from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import AnnotationSet, VideoRecord
 
+logger = logging.getLogger(__name__)
+
 _MAX_CROP_TRIALS = 200
 
 
@@ -40,20 +42,22 @@ class Video:
 
 
 def load_videos(
-    annotations: AnnotationSet,
-    subsets: Sequence[str],
-    *,
-    feature_dir: str,
-    feature_prefix: str = '',
-    feature_ext: str = '.npy',
-    input_dim: int,
-    feat_stride: float,
-    num_frames: float,
+  annotations: AnnotationSet,
+  subsets: Sequence[str],
+  *,
+  feature_dir: str,
+  feature_prefix: str = '',
+  feature_ext: str = '.npy',
+  input_dim: int,
+  feat_stride: float,
+  num_frames: float,
 ) -> list[Video]:
   """Reads the feature file of every video of ``subsets`` and converts its segments to grid units."""
   videos = []
   for record in annotations.subset(subsets):
-    path = features_lib.feature_path(feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext)
+    path = features_lib.feature_path(
+      feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext
+    )
     feats = features_lib.load_features(path, expected_dim=input_dim, video_id=record.video_id)
     geometry = FeatureGeometry(feat_stride=feat_stride, num_frames=num_frames, fps=record.fps)
     segments = geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2)
@@ -61,22 +65,24 @@ def load_videos(
   return videos
 
 
-def load_split_from_config(data_config, subsets: Sequence[str]) -> tuple[list[Video], AnnotationSet]:
+def load_split_from_config(
+  data_config, subsets: Sequence[str]
+) -> tuple[list[Video], AnnotationSet]:
   """:func:`load_videos` with the arguments taken from a ``config.data`` section."""
   annotations = annotations_lib.load_actionformer_json(
-      data_config.annotation_file,
-      default_fps=data_config.default_fps if data_config.default_fps > 0 else None,
-      num_classes=data_config.num_classes,
+    data_config.annotation_file,
+    default_fps=data_config.default_fps if data_config.default_fps > 0 else None,
+    num_classes=data_config.num_classes,
   )
   videos = load_videos(
-      annotations,
-      subsets,
-      feature_dir=data_config.feature_dir,
-      feature_prefix=data_config.feature_prefix,
-      feature_ext=data_config.feature_ext,
-      input_dim=data_config.input_dim,
-      feat_stride=data_config.feat_stride,
-      num_frames=data_config.num_frames,
+    annotations,
+    subsets,
+    feature_dir=data_config.feature_dir,
+    feature_prefix=data_config.feature_prefix,
+    feature_ext=data_config.feature_ext,
+    input_dim=data_config.input_dim,
+    feat_stride=data_config.feat_stride,
+    num_frames=data_config.num_frames,
   )
   return videos, annotations
 
@@ -87,13 +93,13 @@ def _python_round(x: float) -> int:
 
 
 def random_window(
-    length: int,
-    segments: np.ndarray,
-    *,
-    max_seq_len: int,
-    trunc_thresh: float,
-    crop_ratio: Sequence[float],
-    rng: np.random.Generator,
+  length: int,
+  segments: np.ndarray,
+  *,
+  max_seq_len: int,
+  trunc_thresh: float,
+  crop_ratio: Sequence[float],
+  rng: np.random.Generator,
 ) -> tuple[int, int, np.ndarray, bool]:
   """Chooses a training window ``[start, start + L)`` that keeps at least one action.
 
@@ -120,7 +126,9 @@ def random_window(
   keep = np.zeros(len(segments), bool)
   for _ in range(_MAX_CROP_TRIALS):
     start = int(rng.integers(0, length - window + 1))
-    inter = np.clip(np.minimum(start + window, segments[:, 1]) - np.maximum(start, segments[:, 0]), 0, None)
+    inter = np.clip(
+      np.minimum(start + window, segments[:, 1]) - np.maximum(start, segments[:, 0]), 0, None
+    )
     keep = inter / seg_len >= trunc_thresh
     if keep.any():
       return start, window, keep, False
@@ -129,7 +137,9 @@ def random_window(
   target = segments[int(rng.integers(0, len(segments)))]
   centre = 0.5 * (target[0] + target[1])
   start = int(np.clip(round(centre - 0.5 * window), 0, length - window))
-  inter = np.clip(np.minimum(start + window, segments[:, 1]) - np.maximum(start, segments[:, 0]), 0, None)
+  inter = np.clip(
+    np.minimum(start + window, segments[:, 1]) - np.maximum(start, segments[:, 0]), 0, None
+  )
   ratio = inter / seg_len
   keep = ratio >= trunc_thresh
   if not keep.any():  # The chosen action is longer than the window: keep the best-covered one.
@@ -141,20 +151,22 @@ class TrainBatches:
   """Deterministic training batches for one process: ``epoch(e)`` yields the same batches every time."""
 
   def __init__(
-      self,
-      videos: Sequence[Video],
-      *,
-      batch_size: int,
-      max_seq_len: int,
-      max_segments: int,
-      trunc_thresh: float,
-      crop_ratio: Sequence[float],
-      seed: int,
-      process_index: int = 0,
-      process_count: int = 1,
+    self,
+    videos: Sequence[Video],
+    *,
+    batch_size: int,
+    max_seq_len: int,
+    max_segments: int,
+    trunc_thresh: float,
+    crop_ratio: Sequence[float],
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
   ):
     if batch_size % process_count:
-      raise ValueError(f'global batch size {batch_size} is not divisible by {process_count} processes')
+      raise ValueError(
+        f'global batch size {batch_size} is not divisible by {process_count} processes'
+      )
     if len(videos) < batch_size:
       raise ValueError(f'{len(videos)} training videos are fewer than one batch of {batch_size}')
     self.videos = list(videos)
@@ -169,9 +181,12 @@ class TrainBatches:
     self.stats = {'fallback_windows': 0, 'segments_over_max': 0, 'videos_over_max_segments': 0}
     over = [v.video_id for v in self.videos if len(v.segments) > max_segments]
     if over:
-      logging.warning(
-          '%d training videos have more than max_segments=%d actions; the extra actions of a '
-          'window are dropped (and counted): %s', len(over), max_segments, over[:5]
+      logger.warning(
+        '%d training videos have more than max_segments=%d actions; the extra actions of a '
+        'window are dropped (and counted): %s',
+        len(over),
+        max_segments,
+        over[:5],
       )
 
   @property
@@ -183,31 +198,40 @@ class TrainBatches:
     order = np.random.default_rng([self.seed, epoch]).permutation(len(self.videos))
     for step in range(start_step, self.steps_per_epoch):
       rows = order[step * self.global_batch_size : (step + 1) * self.global_batch_size]
-      local = rows[self.process_index * self.local_batch_size : (self.process_index + 1) * self.local_batch_size]
+      local = rows[
+        self.process_index * self.local_batch_size : (self.process_index + 1)
+        * self.local_batch_size
+      ]
       yield self._make_batch([(int(i), self.videos[int(i)]) for i in local], epoch)
 
   def _make_batch(self, items: list[tuple[int, Video]], epoch: int) -> dict[str, np.ndarray]:
     b, length, m = len(items), self.max_seq_len, self.max_segments
     dim = items[0][1].feats.shape[1]
     batch = {
-        'feats': np.zeros((b, length, dim), np.float32),
-        'mask': np.zeros((b, length), bool),
-        'segments': np.zeros((b, m, 2), np.float32),
-        'labels': np.zeros((b, m), np.int32),
-        'segment_valid': np.zeros((b, m), bool),
+      'feats': np.zeros((b, length, dim), np.float32),
+      'mask': np.zeros((b, length), bool),
+      'segments': np.zeros((b, m, 2), np.float32),
+      'labels': np.zeros((b, m), np.int32),
+      'segment_valid': np.zeros((b, m), bool),
     }
     for row, (index, video) in enumerate(items):
       rng = np.random.default_rng([self.seed, epoch, index])
       t = len(video.feats)
       start, window, keep, fallback = random_window(
-          t, video.segments, max_seq_len=length, trunc_thresh=self.trunc_thresh,
-          crop_ratio=self.crop_ratio, rng=rng,
+        t,
+        video.segments,
+        max_seq_len=length,
+        trunc_thresh=self.trunc_thresh,
+        crop_ratio=self.crop_ratio,
+        rng=rng,
       )
       self.stats['fallback_windows'] += int(fallback)
       batch['feats'][row, :window] = video.feats[start : start + window]
       batch['mask'][row, :window] = True
       segs = video.segments[keep]
-      segs = np.stack([np.maximum(segs[:, 0], start), np.minimum(segs[:, 1], start + window)], 1) - start
+      segs = (
+        np.stack([np.maximum(segs[:, 0], start), np.minimum(segs[:, 1], start + window)], 1) - start
+      )
       labels = video.labels[keep]
       if len(segs) > m:
         self.stats['segments_over_max'] += len(segs) - m
@@ -237,7 +261,9 @@ def eval_length(t: int, max_seq_len: int) -> int:
   return max_seq_len * max(1, math.ceil(t / max_seq_len))
 
 
-def eval_batches(videos: Sequence[Video], *, batch_size: int, max_seq_len: int) -> Iterator[EvalBatch]:
+def eval_batches(
+  videos: Sequence[Video], *, batch_size: int, max_seq_len: int
+) -> Iterator[EvalBatch]:
   """Every video exactly once, grouped by padded length; the last batch of a group is padded."""
   groups: dict[int, list[Video]] = {}
   for video in videos:
@@ -254,4 +280,3 @@ def eval_batches(videos: Sequence[Video], *, batch_size: int, max_seq_len: int) 
         mask[row, : len(video.feats)] = True
       chunk += [None] * (batch_size - len(chunk))
       yield EvalBatch(feats, mask, chunk)
-

@@ -10,6 +10,8 @@ import orbax.checkpoint as ocp
 
 from asl_jax.train.state import TrainState
 
+logger = logging.getLogger(__name__)
+
 
 class Checkpointer:
   """Keeps the latest ``keep`` checkpoints under ``workdir/checkpoints``; saves asynchronously."""
@@ -17,7 +19,9 @@ class Checkpointer:
   def __init__(self, workdir: str | pathlib.Path, *, keep: int = 3):
     directory = pathlib.Path(workdir).absolute() / 'checkpoints'
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.LatestN(keep), create=True, enable_async_checkpointing=True
+      preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+      create=True,
+      enable_async_checkpointing=True,
     )
     self.manager = ocp.CheckpointManager(directory, options=options, item_names=('state', 'meta'))
 
@@ -26,7 +30,9 @@ class Checkpointer:
 
   def save(self, step: int, state: TrainState, meta: dict, *, force: bool = False) -> None:
     self.manager.save(
-        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+      force=force,
     )
 
   def restore(self, abstract_state: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
@@ -34,9 +40,10 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     restored = self.manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
     )
-    logging.info('restored checkpoint at step %d', step)
+    logger.info('restored checkpoint at step %d', step)
     return restored['state'], restored['meta']
 
   def close(self) -> None:

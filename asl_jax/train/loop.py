@@ -23,8 +23,11 @@ from asl_jax.evaluation import postprocess
 from asl_jax.model.build import build_model
 from asl_jax.ops import segments as seg_ops
 from asl_jax.train import checkpoint as checkpoint_lib
-from asl_jax.train import optim, step as step_lib
+from asl_jax.train import optim
+from asl_jax.train import step as step_lib
 from asl_jax.train.state import TrainState, create_train_state
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -40,30 +43,42 @@ def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
   out_dir = pathlib.Path(data.annotation_file).parent
   if pathlib.Path(data.feature_dir).resolve() != (out_dir / 'features').resolve():
     raise ValueError(
-        f'synthetic data is written to {out_dir}/annotations.json and {out_dir}/features; '
-        f'data.feature_dir={data.feature_dir!r} does not point there'
+      f'synthetic data is written to {out_dir}/annotations.json and {out_dir}/features; '
+      f'data.feature_dir={data.feature_dir!r} does not point there'
     )
-  logging.info('generating synthetic dataset in %s', out_dir)
+  logger.info('generating synthetic dataset in %s', out_dir)
   summary = synthesize.synthesize_dataset(
-      out_dir, num_videos=data.synthetic.num_videos, num_classes=data.num_classes,
-      feature_dim=data.input_dim, seed=data.synthetic.seed, feat_stride=int(data.feat_stride),
-      num_frames=int(data.num_frames), min_len=data.synthetic.min_len, max_len=data.synthetic.max_len,
+    out_dir,
+    num_videos=data.synthetic.num_videos,
+    num_classes=data.num_classes,
+    feature_dim=data.input_dim,
+    seed=data.synthetic.seed,
+    feat_stride=int(data.feat_stride),
+    num_frames=int(data.num_frames),
+    min_len=data.synthetic.min_len,
+    max_len=data.synthetic.max_len,
   )
-  logging.info('synthetic dataset: %s', summary)
+  logger.info('synthetic dataset: %s', summary)
 
 
 def build_detector(config: ml_collections.ConfigDict, model) -> evaluator_lib.Detector:
   t = config.test
   return evaluator_lib.Detector(
-      model,
-      num_classes=config.data.num_classes,
-      regression_ranges=config.model.regression_ranges,
-      max_seq_len=config.data.max_seq_len,
-      batch_size=t.batch_size,
-      decode=postprocess.DecodeConfig(t.pre_nms_thresh, t.pre_nms_topk, t.duration_thresh),
-      nms=evaluator_lib.NMSConfig(
-          t.nms_method, t.nms_sigma, t.iou_threshold, t.min_score, t.max_seg_num, t.multiclass_nms, t.voting_thresh
-      ),
+    model,
+    num_classes=config.data.num_classes,
+    regression_ranges=config.model.regression_ranges,
+    max_seq_len=config.data.max_seq_len,
+    batch_size=t.batch_size,
+    decode=postprocess.DecodeConfig(t.pre_nms_thresh, t.pre_nms_topk, t.duration_thresh),
+    nms=evaluator_lib.NMSConfig(
+      t.nms_method,
+      t.nms_sigma,
+      t.iou_threshold,
+      t.min_score,
+      t.max_seg_num,
+      t.multiclass_nms,
+      t.voting_thresh,
+    ),
   )
 
 
@@ -75,7 +90,9 @@ class _JsonLinesWriter:
 
   def write(self, step: int, scalars: dict) -> None:
     if self.file:
-      self.file.write(json.dumps({'step': step, **{k: float(v) for k, v in scalars.items()}}) + '\n')
+      self.file.write(
+        json.dumps({'step': step, **{k: float(v) for k, v in scalars.items()}}) + '\n'
+      )
       self.file.flush()
 
   def close(self) -> None:
@@ -100,17 +117,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # ---------------------------------------------------------------- data
   data = config.data
   maybe_synthesize(data)
-  train_videos, annotations = pipeline.load_split_from_config(data, configuration.parse_subsets(data.train_subset))
-  eval_videos, _ = pipeline.load_split_from_config(data, configuration.parse_subsets(data.eval_subset))
-  if annotations.skipped:
-    logging.warning('annotations: skipped %s', annotations.skipped)
-  train_batches = pipeline.TrainBatches(
-      train_videos, batch_size=config.train.batch_size, max_seq_len=data.max_seq_len,
-      max_segments=data.max_segments, trunc_thresh=data.trunc_thresh, crop_ratio=data.crop_ratio,
-      seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
+  train_videos, annotations = pipeline.load_split_from_config(
+    data, configuration.parse_subsets(data.train_subset)
   )
-  logging.info('%d training videos (%d steps/epoch), %d evaluation videos',
-               len(train_videos), train_batches.steps_per_epoch, len(eval_videos))
+  eval_videos, _ = pipeline.load_split_from_config(
+    data, configuration.parse_subsets(data.eval_subset)
+  )
+  if annotations.skipped:
+    logger.warning('annotations: skipped %s', annotations.skipped)
+  train_batches = pipeline.TrainBatches(
+    train_videos,
+    batch_size=config.train.batch_size,
+    max_seq_len=data.max_seq_len,
+    max_segments=data.max_segments,
+    trunc_thresh=data.trunc_thresh,
+    crop_ratio=data.crop_ratio,
+    seed=config.seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
+  logger.info(
+    '%d training videos (%d steps/epoch), %d evaluation videos',
+    len(train_videos),
+    train_batches.steps_per_epoch,
+    len(eval_videos),
+  )
 
   # ---------------------------------------------------------------- mesh
   mesh = parallel.create_mesh()
@@ -120,17 +151,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model = build_model(config)
   init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
   dummy = jnp.zeros((1, data.max_seq_len, data.input_dim), jnp.float32)
-  params = jax.jit(model.init)({'params': init_rng}, dummy, jnp.ones((1, data.max_seq_len), bool))['params']
+  params = jax.jit(model.init)({'params': init_rng}, dummy, jnp.ones((1, data.max_seq_len), bool))[
+    'params'
+  ]
   if is_chief:
-    logging.info('parameters:\n%s', parameter_overview.get_parameter_overview(params))
+    logger.info('parameters:\n%s', parameter_overview.get_parameter_overview(params))
   steps_per_epoch = train_batches.steps_per_epoch
   warmup_steps = config.train.warmup_epochs * steps_per_epoch
   total_steps = (config.train.num_epochs + config.train.warmup_epochs) * steps_per_epoch
   schedule = optim.build_schedule(
-      learning_rate=config.train.learning_rate, warmup_steps=warmup_steps, total_steps=total_steps
+    learning_rate=config.train.learning_rate, warmup_steps=warmup_steps, total_steps=total_steps
   )
   tx = optim.build_optimizer(
-      schedule=schedule, weight_decay=config.train.weight_decay, clip_grad_norm=config.train.clip_grad_norm
+    schedule=schedule,
+    weight_decay=config.train.weight_decay,
+    clip_grad_norm=config.train.clip_grad_norm,
   )
   state = create_train_state(params, tx, init_loss_norm=config.train.init_loss_norm, rng=state_rng)
   state = jax.device_put(state, parallel.replicated(mesh))
@@ -138,19 +173,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # ---------------------------------------------------------------- step
   points = seg_ops.make_points(data.max_seq_len, config.model.regression_ranges)
   loss_cfg = step_lib.LossConfig(
-      num_classes=data.num_classes, center_sample_radius=config.train.center_sample_radius,
-      reg_loss_weight=config.train.reg_loss_weight, focal_alpha=config.train.focal_alpha,
-      focal_gamma=config.train.focal_gamma, label_smoothing=config.train.label_smoothing,
+    num_classes=data.num_classes,
+    center_sample_radius=config.train.center_sample_radius,
+    reg_loss_weight=config.train.reg_loss_weight,
+    focal_alpha=config.train.focal_alpha,
+    focal_gamma=config.train.focal_gamma,
+    label_smoothing=config.train.label_smoothing,
   )
   train_step = step_lib.jit_train_step(
-      step_lib.make_train_step(model, points, tx, schedule, loss_cfg, ema_decay=config.train.ema_decay), mesh
+    step_lib.make_train_step(
+      model, points, tx, schedule, loss_cfg, ema_decay=config.train.ema_decay
+    ),
+    mesh,
   )
 
   # ---------------------------------------------------------------- checkpoint
   checkpointer = checkpoint_lib.Checkpointer(workdir_path, keep=config.train.keep_checkpoints)
   if checkpointer.latest_step() is not None:
     state, _ = checkpointer.restore(state)
-    logging.info('resuming from step %d', int(state.step))
+    logger.info('resuming from step %d', int(state.step))
   start_step = int(state.step)
 
   # ---------------------------------------------------------------- loop
@@ -159,7 +200,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   detector = build_detector(config, model)
   stop = {'requested': False}
   previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
-  progress = tqdm.tqdm(total=total_steps, initial=start_step, disable=not is_chief, desc='train', unit='step')
+  progress = tqdm.tqdm(
+    total=total_steps, initial=start_step, disable=not is_chief, desc='train', unit='step'
+  )
   step, t0, last_metrics = start_step, time.time(), None
   try:
     for epoch in range(start_step // steps_per_epoch, total_steps // steps_per_epoch):
@@ -173,18 +216,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           t0 = time.time()
           writer.write_scalars(step, last_metrics)
           jsonl.write(step, last_metrics)
-          progress.set_postfix(loss=f"{last_metrics['loss']:.4f}", lr=f"{last_metrics['learning_rate']:.2e}")
+          progress.set_postfix(
+            loss=f'{last_metrics["loss"]:.4f}', lr=f'{last_metrics["learning_rate"]:.2e}'
+          )
         if step % config.train.checkpoint_every_steps == 0 or stop['requested']:
           _check_finite(jax.device_get(metrics), step)
           checkpointer.save(step, state, {'step': step, 'epoch': epoch})
         if stop['requested']:
-          logging.warning('SIGTERM received: saved step %d, exiting', step)
+          logger.warning('SIGTERM received: saved step %d, exiting', step)
           checkpointer.close()
           return {'interrupted_at_step': step}
       if config.train.eval_every_epochs and (epoch + 1) % config.train.eval_every_epochs == 0:
-        _, result = evaluator_lib.evaluate(detector, state.ema_params, eval_videos, tious=config.test.tiou_thresholds)
+        _, result = evaluator_lib.evaluate(
+          detector, state.ema_params, eval_videos, tious=config.test.tiou_thresholds
+        )
         writer.write_scalars(step, {'eval/average_mAP': result.average_map})
-        logging.info('epoch %d evaluation (EMA weights):\n%s', epoch + 1, result.format_table())
+        logger.info('epoch %d evaluation (EMA weights):\n%s', epoch + 1, result.format_table())
     if checkpointer.latest_step() != step:
       checkpointer.save(step, state, {'step': step, 'epoch': step // steps_per_epoch}, force=True)
   finally:
@@ -195,13 +242,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # ---------------------------------------------------------------- final evaluation
   final = {}
   for name, weights in (('ema', state.ema_params), ('raw', state.params)):
-    detections, result = evaluator_lib.evaluate(detector, weights, eval_videos, tious=config.test.tiou_thresholds)
+    detections, result = evaluator_lib.evaluate(
+      detector, weights, eval_videos, tious=config.test.tiou_thresholds
+    )
     final[name] = result.to_json_dict(annotations.class_names)
     writer.write_scalars(step, {f'eval/{name}/average_mAP': result.average_map})
     if name == 'ema' and is_chief:
-      evaluator_lib.write_detections(workdir_path / 'detections.json', detections, annotations.class_names)
-      print(f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n{result.format_table()}')
-  logging.info('raw weights average mAP %.4f; EMA %.4f', final['raw']['average_mAP'], final['ema']['average_mAP'])
+      evaluator_lib.write_detections(
+        workdir_path / 'detections.json', detections, annotations.class_names
+      )
+      print(
+        f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n{result.format_table()}'
+      )
+  logger.info(
+    'raw weights average mAP %.4f; EMA %.4f',
+    final['raw']['average_mAP'],
+    final['ema']['average_mAP'],
+  )
   final['step'] = step
   final['train_stats'] = dict(train_batches.stats)
   if is_chief:
@@ -215,7 +272,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _check_finite(metrics: dict, step: int) -> dict:
   scalars = {k: float(np.asarray(v)) for k, v in metrics.items()}
   if not all(math.isfinite(v) for v in scalars.values()):
-    raise NonFiniteLossError(f'non-finite loss at step {step}: {scalars}; no checkpoint was written for it')
+    raise NonFiniteLossError(
+      f'non-finite loss at step {step}: {scalars}; no checkpoint was written for it'
+    )
   return scalars
 
 

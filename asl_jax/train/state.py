@@ -20,12 +20,14 @@ class TrainState:
   rng: jax.Array  # uint32[2] raw key; per-step randomness is fold_in(rng, step).
 
 
-def create_train_state(params, tx: optax.GradientTransformation, *, init_loss_norm: float, rng: jax.Array) -> TrainState:
+def create_train_state(
+  params, tx: optax.GradientTransformation, *, init_loss_norm: float, rng: jax.Array
+) -> TrainState:
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      ema_params=jax.tree.map(jnp.copy, params),
-      opt_state=tx.init(params),
-      loss_norm=jnp.asarray(init_loss_norm, jnp.float32),
-      rng=rng,
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    ema_params=jax.tree.map(jnp.copy, params),
+    opt_state=tx.init(params),
+    loss_norm=jnp.asarray(init_loss_norm, jnp.float32),
+    rng=rng,
   )

@@ -30,34 +30,54 @@ class LossConfig:
 
 
 def compute_losses(
-    outputs: dict, batch: dict, points: jax.Array, loss_norm: jax.Array, cfg: LossConfig
+  outputs: dict, batch: dict, points: jax.Array, loss_norm: jax.Array, cfg: LossConfig
 ) -> tuple[jax.Array, dict]:
   """Total loss and its terms for one (global) batch. ``loss_norm`` is the previous EMA value."""
   targets = assignment.assign_batch(
-      points, batch['segments'], batch['labels'], batch['segment_valid'],
-      num_classes=cfg.num_classes, center_sample_radius=cfg.center_sample_radius,
+    points,
+    batch['segments'],
+    batch['labels'],
+    batch['segment_valid'],
+    num_classes=cfg.num_classes,
+    center_sample_radius=cfg.center_sample_radius,
   )
   valid = outputs['mask']
   positive = targets['positive'] & valid
   num_pos = positive.sum().astype(jnp.float32)
   norm = jax.lax.stop_gradient(losses.update_loss_normalizer(loss_norm, num_pos))
-  cls_loss = losses.focal_loss_sum(
-      outputs['cls_logits'], targets['cls'], valid.astype(jnp.float32),
-      alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing,
-  ) / norm
-  reg_loss = losses.diou_loss_sum(outputs['offsets'], targets['offsets'], positive.astype(jnp.float32)) / norm
+  cls_loss = (
+    losses.focal_loss_sum(
+      outputs['cls_logits'],
+      targets['cls'],
+      valid.astype(jnp.float32),
+      alpha=cfg.focal_alpha,
+      gamma=cfg.focal_gamma,
+      label_smoothing=cfg.label_smoothing,
+    )
+    / norm
+  )
+  reg_loss = (
+    losses.diou_loss_sum(outputs['offsets'], targets['offsets'], positive.astype(jnp.float32))
+    / norm
+  )
   total = cls_loss + cfg.reg_loss_weight * reg_loss
-  return total, {'loss': total, 'cls_loss': cls_loss, 'reg_loss': reg_loss, 'num_pos': num_pos, 'loss_norm': norm}
+  return total, {
+    'loss': total,
+    'cls_loss': cls_loss,
+    'reg_loss': reg_loss,
+    'num_pos': num_pos,
+    'loss_norm': norm,
+  }
 
 
 def make_train_step(
-    model: nn.Module,
-    points: np.ndarray,
-    tx: optax.GradientTransformation,
-    schedule: Callable[[jax.Array], jax.Array],
-    loss_cfg: LossConfig,
-    *,
-    ema_decay: float,
+  model: nn.Module,
+  points: np.ndarray,
+  tx: optax.GradientTransformation,
+  schedule: Callable[[jax.Array], jax.Array],
+  loss_cfg: LossConfig,
+  *,
+  ema_decay: float,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """Returns the un-jitted ``train_step(state, batch) -> (state, metrics)``."""
   points = jnp.asarray(points)
@@ -68,8 +88,11 @@ def make_train_step(
 
     def loss_fn(params):
       outputs = model.apply(
-          {'params': params}, batch['feats'], batch['mask'], deterministic=False,
-          rngs={'dropout': dropout_rng, 'droppath': droppath_rng},
+        {'params': params},
+        batch['feats'],
+        batch['mask'],
+        deterministic=False,
+        rngs={'dropout': dropout_rng, 'droppath': droppath_rng},
       )
       return compute_losses(outputs, batch, points, state.loss_norm, loss_cfg)
 
@@ -77,11 +100,11 @@ def make_train_step(
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(
-        step=state.step + 1,
-        params=params,
-        ema_params=optim.ema_update(state.ema_params, params, state.step, ema_decay),
-        opt_state=opt_state,
-        loss_norm=metrics['loss_norm'],
+      step=state.step + 1,
+      params=params,
+      ema_params=optim.ema_update(state.ema_params, params, state.step, ema_decay),
+      opt_state=opt_state,
+      loss_norm=metrics['loss_norm'],
     )
     metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step))
     return new_state, metrics
@@ -92,4 +115,6 @@ def make_train_step(
 def jit_train_step(train_step, mesh) -> Callable:
   """jit over the mesh: batch sharded on 'data', state replicated and donated."""
   rep, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  return jax.jit(train_step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
+  return jax.jit(
+    train_step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,)
+  )
