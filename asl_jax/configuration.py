@@ -57,36 +57,44 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
   data, model, train, test = config.data, config.model, config.train, config.test
   if len(model.arch) != 3 or min(model.arch) < 0:
-    problems.append(f'model.arch must be (embedding convs, stem blocks, branch blocks), got {model.arch}')
+    problems.append(
+      f'model.arch must be (embedding convs, stem blocks, branch blocks), got {model.arch}'
+    )
   num_levels = model.arch[2] + 1
   if model.scale_factor != 2:
     problems.append(f'model.scale_factor must be 2, got {model.scale_factor}')
   stride = pyramid_stride(config)
   if data.max_seq_len <= 0 or data.max_seq_len % stride:
     problems.append(
-        f'data.max_seq_len={data.max_seq_len} is not divisible by the pyramid stride '
-        f'{model.scale_factor}**{model.arch[2]} = {stride}; try {max(stride, data.max_seq_len // stride * stride)}'
+      f'data.max_seq_len={data.max_seq_len} is not divisible by the pyramid stride '
+      f'{model.scale_factor}**{model.arch[2]} = {stride}; try {max(stride, data.max_seq_len // stride * stride)}'
     )
   if len(model.regression_ranges) != num_levels:
     problems.append(
-        f'model.regression_ranges has {len(model.regression_ranges)} ranges but the pyramid has '
-        f'{num_levels} levels (arch[2] + 1)'
+      f'model.regression_ranges has {len(model.regression_ranges)} ranges but the pyramid has '
+      f'{num_levels} levels (arch[2] + 1)'
     )
   for lo_hi in model.regression_ranges:
     if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
       problems.append(f'model.regression_ranges entry {lo_hi} is not a (lo, hi) pair with lo <= hi')
-  windows = model.window_size if isinstance(model.window_size, (tuple, list)) else (model.window_size,)
+  windows = (
+    model.window_size if isinstance(model.window_size, (tuple, list)) else (model.window_size,)
+  )
   if isinstance(model.window_size, (tuple, list)) and len(windows) != num_levels:
     problems.append(f'model.window_size lists {len(windows)} windows for {num_levels} levels')
   for w in windows:
     if w != -1 and (w < 1 or w % 2 == 0):
       problems.append(f'model.window_size {w} must be an odd positive number or -1 (global)')
   if model.embed_dim % model.num_heads:
-    problems.append(f'model.embed_dim={model.embed_dim} is not divisible by model.num_heads={model.num_heads}')
+    problems.append(
+      f'model.embed_dim={model.embed_dim} is not divisible by model.num_heads={model.num_heads}'
+    )
   if model.neck not in ('identity', 'fpn'):
     problems.append(f"model.neck must be 'identity' or 'fpn', got {model.neck!r}")
   if model.neck == 'identity' and model.fpn_dim != model.embed_dim:
-    problems.append(f'model.neck=identity needs model.fpn_dim ({model.fpn_dim}) == model.embed_dim ({model.embed_dim})')
+    problems.append(
+      f'model.neck=identity needs model.fpn_dim ({model.fpn_dim}) == model.embed_dim ({model.embed_dim})'
+    )
   if model.dtype not in ('float32', 'bfloat16'):
     problems.append(f"model.dtype must be 'float32' or 'bfloat16', got {model.dtype!r}")
   if data.num_classes < 1:
@@ -94,9 +102,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if data.input_dim < 1:
     problems.append(f'data.input_dim must be >= 1, got {data.input_dim}')
   if data.feat_stride <= 0 or data.num_frames < 0:
-    problems.append(f'data.feat_stride must be > 0 and data.num_frames >= 0, got {data.feat_stride}, {data.num_frames}')
-  if data.crop_ratio and (len(data.crop_ratio) != 2 or not 0 < data.crop_ratio[0] <= data.crop_ratio[1] <= 1):
-    problems.append(f'data.crop_ratio must be () or (lo, hi) with 0 < lo <= hi <= 1, got {data.crop_ratio}')
+    problems.append(
+      f'data.feat_stride must be > 0 and data.num_frames >= 0, got {data.feat_stride}, {data.num_frames}'
+    )
+  if data.crop_ratio and (
+    len(data.crop_ratio) != 2 or not 0 < data.crop_ratio[0] <= data.crop_ratio[1] <= 1
+  ):
+    problems.append(
+      f'data.crop_ratio must be () or (lo, hi) with 0 < lo <= hi <= 1, got {data.crop_ratio}'
+    )
   if not 0 <= data.trunc_thresh <= 1:
     problems.append(f'data.trunc_thresh must be in [0, 1], got {data.trunc_thresh}')
   if not data.annotation_file:
@@ -109,8 +123,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if train.batch_size < 1 or test.batch_size < 1:
     problems.append('train.batch_size and test.batch_size must be >= 1')
   if test.nms_method not in ('gaussian', 'linear', 'hard'):
-    problems.append(f"test.nms_method must be 'gaussian', 'linear' or 'hard', got {test.nms_method!r}")
+    problems.append(
+      f"test.nms_method must be 'gaussian', 'linear' or 'hard', got {test.nms_method!r}"
+    )
   if not test.tiou_thresholds or not all(0 < t <= 1 for t in test.tiou_thresholds):
-    problems.append(f'test.tiou_thresholds must be non-empty values in (0, 1], got {test.tiou_thresholds}')
+    problems.append(
+      f'test.tiou_thresholds must be non-empty values in (0, 1], got {test.tiou_thresholds}'
+    )
   if problems:
     raise ConfigError('invalid config:\n  - ' + '\n  - '.join(problems))

@@ -25,8 +25,8 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
   if global_batch_size % mesh.size:
     raise ValueError(
-        f'batch size {global_batch_size} is not divisible by the {mesh.size} devices of the mesh; '
-        f'use a multiple of {mesh.size} (--config.train.batch_size / --config.test.batch_size)'
+      f'batch size {global_batch_size} is not divisible by the {mesh.size} devices of the mesh; '
+      f'use a multiple of {mesh.size} (--config.train.batch_size / --config.test.batch_size)'
     )
 
 

@@ -14,7 +14,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- data
   data = config.data = ml_collections.ConfigDict()
   data.name = 'custom'  # Free-form dataset name (logs, workdir naming).
-  data.annotation_file = ''  # ActionFormer-format JSON: database/<vid>/{subset,duration,fps,annotations}.
+  data.annotation_file = (
+    ''  # ActionFormer-format JSON: database/<vid>/{subset,duration,fps,annotations}.
+  )
   data.feature_dir = ''  # Folder with one [T, C] feature file per video.
   data.feature_prefix = ''  # File name = prefix + video_id + feature_ext.
   data.feature_ext = '.npy'  # '.npy' or '.npz' (key 'feats').
@@ -23,11 +25,16 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.feat_stride = 4.0  # Video frames between consecutive feature vectors.
   data.num_frames = 16.0  # Frames seen by one feature vector (extractor window).
   data.default_fps = -1.0  # > 0 overrides every video's fps; <= 0 uses the fps in the JSON.
-  data.train_subset = 'validation'  # Subset name(s) used for training, comma-separated, case-insensitive.
+  data.train_subset = (
+    'validation'  # Subset name(s) used for training, comma-separated, case-insensitive.
+  )
   data.eval_subset = 'test'  # Subset name(s) evaluated during and after training.
   data.max_seq_len = 2304  # Training window length in grid steps; divisible by the pyramid stride.
   data.trunc_thresh = 0.5  # A GT survives a random crop if this fraction of it stays inside.
-  data.crop_ratio = (0.9, 1.0)  # Short videos are cropped to a random fraction in this range; () disables.
+  data.crop_ratio = (
+    0.9,
+    1.0,
+  )  # Short videos are cropped to a random fraction in this range; () disables.
   data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
   # Synthetic data (configs/demo.py): generated into the folders above when they are missing.
   data.synthetic = ml_collections.ConfigDict()
@@ -57,7 +64,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   model.empty_classes = ()  # Class ids with no training data (their prior is 1e-6).
   # Regression range (grid units) of each pyramid level: one pair per level.
   model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-  model.dtype = 'float32'  # Compute dtype: 'float32' or 'bfloat16' (params and losses stay float32).
+  model.dtype = (
+    'float32'  # Compute dtype: 'float32' or 'bfloat16' (params and losses stay float32).
+  )
 
   # ---------------------------------------------------------------- training
   train = config.train = ml_collections.ConfigDict()
@@ -68,8 +77,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   train.weight_decay = 0.05  # AdamW decay on conv/linear kernels only.
   train.clip_grad_norm = 1.0  # Global L2 norm clip; <= 0 disables.
   train.ema_decay = 0.999  # EMA of weights used for evaluation (warmed up: see docs/design.md).
-  train.init_loss_norm = 100.0  # Initial value of the EMA of the positive count that divides losses.
-  train.center_sample_radius = 1.5  # Centre sampling radius in strides; <= 0: anywhere inside the GT.
+  train.init_loss_norm = (
+    100.0  # Initial value of the EMA of the positive count that divides losses.
+  )
+  train.center_sample_radius = (
+    1.5  # Centre sampling radius in strides; <= 0: anywhere inside the GT.
+  )
   train.reg_loss_weight = 1.0  # Weight of the DIoU loss.
   train.label_smoothing = 0.0  # Focal-loss label smoothing epsilon.
   train.focal_alpha = 0.25

@@ -15,7 +15,9 @@ def load_fixture(path) -> dict:
   return out
 
 
-def padded_ground_truth(fx: dict, max_segments: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def padded_ground_truth(
+  fx: dict, max_segments: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Both videos' segments/labels padded to ``max_segments`` with a validity mask."""
   b = len(fx['input/lengths'])
   segs = np.zeros((b, max_segments, 2), np.float32)

@@ -21,8 +21,8 @@ class VideoRecord:
   def __post_init__(self):
     if self.segments_sec.shape != (len(self.labels), 2):
       raise ValueError(
-          f'video {self.video_id!r}: segments shape {self.segments_sec.shape} does not match '
-          f'{len(self.labels)} labels'
+        f'video {self.video_id!r}: segments shape {self.segments_sec.shape} does not match '
+        f'{len(self.labels)} labels'
       )
 
 
@@ -46,7 +46,7 @@ class AnnotationSet:
     unknown = wanted - present
     if unknown:
       raise ValueError(
-          f'{self.source}: subset(s) {sorted(unknown)} match no video; subsets in the file: '
-          f'{sorted(present)}'
+        f'{self.source}: subset(s) {sorted(unknown)} match no video; subsets in the file: '
+        f'{sorted(present)}'
       )
     return [v for v in self.videos if v.subset.lower() in wanted]

@@ -35,15 +35,15 @@ class Detector:
   """Features -> detections: forward, candidate selection and batched NMS, jitted per padded length."""
 
   def __init__(
-      self,
-      model: nn.Module,
-      *,
-      num_classes: int,
-      regression_ranges: Sequence[tuple[float, float]],
-      max_seq_len: int,
-      batch_size: int,
-      decode: postprocess.DecodeConfig,
-      nms: NMSConfig,
+    self,
+    model: nn.Module,
+    *,
+    num_classes: int,
+    regression_ranges: Sequence[tuple[float, float]],
+    max_seq_len: int,
+    batch_size: int,
+    decode: postprocess.DecodeConfig,
+    nms: NMSConfig,
   ):
     self.model = model
     self.num_classes = num_classes
@@ -61,12 +61,22 @@ class Detector:
 
       def detect(params, feats, mask):
         out = self.model.apply({'params': params}, feats, mask, deterministic=True)
-        cand = postprocess.select_candidates(out['cls_logits'], out['offsets'], out['mask'], points, sizes, self.decode)
+        cand = postprocess.select_candidates(
+          out['cls_logits'], out['offsets'], out['mask'], points, sizes, self.decode
+        )
         return nms_ops.batched_soft_nms(
-            cand['segments'], cand['scores'], cand['labels'], cand['valid'],
-            num_classes=self.num_classes, sigma=self.nms.sigma, min_score=self.nms.min_score,
-            max_seg_num=self.nms.max_seg_num, multiclass=self.nms.multiclass,
-            voting_thresh=self.nms.voting_thresh, iou_threshold=self.nms.iou_threshold, method=self.nms.method,
+          cand['segments'],
+          cand['scores'],
+          cand['labels'],
+          cand['valid'],
+          num_classes=self.num_classes,
+          sigma=self.nms.sigma,
+          min_score=self.nms.min_score,
+          max_seg_num=self.nms.max_seg_num,
+          multiclass=self.nms.multiclass,
+          voting_thresh=self.nms.voting_thresh,
+          iou_threshold=self.nms.iou_threshold,
+          method=self.nms.method,
         )
 
       self._compiled[length] = jax.jit(detect)
@@ -79,60 +89,70 @@ class Detector:
   def detect(self, params, videos: Sequence[pipeline.Video]) -> dict[str, dict[str, np.ndarray]]:
     """Detections per video id: ``segments`` [D, 2] seconds, ``scores`` [D], ``labels`` [D]."""
     results = {}
-    for batch in pipeline.eval_batches(videos, batch_size=self.batch_size, max_seq_len=self.max_seq_len):
-      segs, scores, labels, valid = jax.device_get(self._fn(batch.feats.shape[1])(params, batch.feats, batch.mask))
+    for batch in pipeline.eval_batches(
+      videos, batch_size=self.batch_size, max_seq_len=self.max_seq_len
+    ):
+      segs, scores, labels, valid = jax.device_get(
+        self._fn(batch.feats.shape[1])(params, batch.feats, batch.mask)
+      )
       for row, video in enumerate(batch.videos):
         if video is None:
           continue
         keep = valid[row]
         results[video.video_id] = {
-            'segments': postprocess.to_seconds(segs[row][keep], video.geometry, video.record.duration),
-            'scores': scores[row][keep].astype(np.float64),
-            'labels': labels[row][keep].astype(np.int64),
+          'segments': postprocess.to_seconds(
+            segs[row][keep], video.geometry, video.record.duration
+          ),
+          'scores': scores[row][keep].astype(np.float64),
+          'labels': labels[row][keep].astype(np.int64),
         }
     return results
 
 
 def ground_truth_of(videos: Sequence[pipeline.Video]) -> metrics_lib.GroundTruth:
   rows = [
-      (v.video_id, float(s), float(e), int(lab))
-      for v in videos
-      for (s, e), lab in zip(v.record.segments_sec, v.record.labels)
+    (v.video_id, float(s), float(e), int(lab))
+    for v in videos
+    for (s, e), lab in zip(v.record.segments_sec, v.record.labels)
   ]
   return metrics_lib.GroundTruth.from_rows(rows)
 
 
 def predictions_of(detections: dict[str, dict[str, np.ndarray]]) -> metrics_lib.Predictions:
   rows = [
-      (vid, float(s), float(e), int(lab), float(sc))
-      for vid, det in detections.items()
-      for (s, e), lab, sc in zip(det['segments'], det['labels'], det['scores'])
+    (vid, float(s), float(e), int(lab), float(sc))
+    for vid, det in detections.items()
+    for (s, e), lab, sc in zip(det['segments'], det['labels'], det['scores'])
   ]
   return metrics_lib.Predictions.from_rows(rows)
 
 
 def evaluate(
-    detector: Detector,
-    params,
-    videos: Sequence[pipeline.Video],
-    *,
-    tious: Sequence[float],
+  detector: Detector,
+  params,
+  videos: Sequence[pipeline.Video],
+  *,
+  tious: Sequence[float],
 ) -> tuple[dict, metrics_lib.MAPResult]:
   detections = detector.detect(params, videos)
   result = metrics_lib.compute_map(ground_truth_of(videos), predictions_of(detections), tious)
   return detections, result
 
 
-def write_detections(path: str | pathlib.Path, detections: dict, class_names: Sequence[str]) -> None:
+def write_detections(
+  path: str | pathlib.Path, detections: dict, class_names: Sequence[str]
+) -> None:
   """ActivityNet results format: ``{"results": {vid: [{"segment", "label", "score"}]}}`` (seconds)."""
   results = {
-      vid: [
-          {'segment': [round(float(s), 4), round(float(e), 4)], 'label': class_names[int(lab)], 'score': float(sc)}
-          for (s, e), lab, sc in zip(det['segments'], det['labels'], det['scores'])
-      ]
-      for vid, det in detections.items()
+    vid: [
+      {
+        'segment': [round(float(s), 4), round(float(e), 4)],
+        'label': class_names[int(lab)],
+        'score': float(sc),
+      }
+      for (s, e), lab, sc in zip(det['segments'], det['labels'], det['scores'])
+    ]
+    for vid, det in detections.items()
   }
   payload = {'version': 'asl-jax', 'results': results, 'external_data': {}}
   pathlib.Path(path).write_text(json.dumps(payload))
-
-

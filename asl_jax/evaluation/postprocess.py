@@ -23,12 +23,12 @@ class DecodeConfig:
 
 
 def select_candidates(
-    cls_logits: jax.Array,
-    offsets: jax.Array,
-    mask: jax.Array,
-    points: jax.Array,
-    level_sizes: Sequence[int],
-    cfg: DecodeConfig,
+  cls_logits: jax.Array,
+  offsets: jax.Array,
+  mask: jax.Array,
+  points: jax.Array,
+  level_sizes: Sequence[int],
+  cfg: DecodeConfig,
 ) -> dict[str, jax.Array]:
   """Per level: sigmoid scores, top-k (point, class) pairs, decoded segments; then all levels.
 
@@ -57,7 +57,9 @@ def select_candidates(
     out['segments'].append(segs)
     out['scores'].append(scores)
     out['labels'].append((flat % num_classes).astype(jnp.int32))
-    out['valid'].append((scores > cfg.pre_nms_thresh) & (segs[..., 1] - segs[..., 0] > cfg.duration_thresh))
+    out['valid'].append(
+      (scores > cfg.pre_nms_thresh) & (segs[..., 1] - segs[..., 0] > cfg.duration_thresh)
+    )
     start += size
   return {k: jnp.concatenate(v, axis=1) for k, v in out.items()}
 

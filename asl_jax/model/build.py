@@ -14,25 +14,29 @@ def build_model(config: ml_collections.ConfigDict) -> ActionDetector:
   """Builds the detector from ``config.model`` and ``config.data`` (classes, input width)."""
   m = config.model
   num_embed_convs, num_stem, num_branch = m.arch
-  window_sizes = m.window_size if isinstance(m.window_size, (tuple, list)) else (m.window_size,) * (num_branch + 1)
+  window_sizes = (
+    m.window_size
+    if isinstance(m.window_size, (tuple, list))
+    else (m.window_size,) * (num_branch + 1)
+  )
   return ActionDetector(
-      num_classes=config.data.num_classes,
-      embed_dim=m.embed_dim,
-      num_heads=m.num_heads,
-      num_embed_convs=num_embed_convs,
-      num_stem=num_stem,
-      num_branch=num_branch,
-      embed_kernel_size=m.embed_kernel_size,
-      window_sizes=tuple(window_sizes),
-      mlp_ratio=m.mlp_ratio,
-      dropout=m.dropout,
-      droppath=m.droppath,
-      neck=m.neck,
-      fpn_dim=m.fpn_dim,
-      head_dim=m.head_dim,
-      head_num_layers=m.head_num_layers,
-      head_kernel_size=m.head_kernel_size,
-      cls_prior_prob=m.cls_prior_prob,
-      empty_classes=tuple(m.empty_classes),
-      dtype=DTYPES[m.dtype],
+    num_classes=config.data.num_classes,
+    embed_dim=m.embed_dim,
+    num_heads=m.num_heads,
+    num_embed_convs=num_embed_convs,
+    num_stem=num_stem,
+    num_branch=num_branch,
+    embed_kernel_size=m.embed_kernel_size,
+    window_sizes=tuple(window_sizes),
+    mlp_ratio=m.mlp_ratio,
+    dropout=m.dropout,
+    droppath=m.droppath,
+    neck=m.neck,
+    fpn_dim=m.fpn_dim,
+    head_dim=m.head_dim,
+    head_num_layers=m.head_num_layers,
+    head_kernel_size=m.head_kernel_size,
+    cls_prior_prob=m.cls_prior_prob,
+    empty_classes=tuple(m.empty_classes),
+    dtype=DTYPES[m.dtype],
   )

@@ -51,28 +51,50 @@ class ActionDetector(nn.Module):
     """
     x = feats.astype(self.dtype)
     levels, masks = ConvTransformerEncoder(
-        self.embed_dim, self.num_heads, self.num_embed_convs, self.num_stem, self.num_branch,
-        self.embed_kernel_size, tuple(self.window_sizes), self.mlp_ratio, self.dropout, self.droppath,
-        self.dtype, name='encoder',
+      self.embed_dim,
+      self.num_heads,
+      self.num_embed_convs,
+      self.num_stem,
+      self.num_branch,
+      self.embed_kernel_size,
+      tuple(self.window_sizes),
+      self.mlp_ratio,
+      self.dropout,
+      self.droppath,
+      self.dtype,
+      name='encoder',
     )(x, mask, deterministic=deterministic)
     if self.neck == 'identity':
       if self.fpn_dim != self.embed_dim:
-        raise ValueError(f'the identity neck needs fpn_dim == embed_dim, got {self.fpn_dim} != {self.embed_dim}')
+        raise ValueError(
+          f'the identity neck needs fpn_dim == embed_dim, got {self.fpn_dim} != {self.embed_dim}'
+        )
       levels, masks = IdentityNeck(self.dtype, name='neck')(levels, masks)
     elif self.neck == 'fpn':
       levels, masks = FPN1D(self.fpn_dim, self.dtype, name='neck')(levels, masks)
     else:
       raise ValueError(f"unknown neck {self.neck!r}; expected 'identity' or 'fpn'")
     logits = ClassificationHead(
-        self.num_classes, self.head_dim, self.head_num_layers, self.head_kernel_size, self.cls_prior_prob,
-        tuple(self.empty_classes), self.dtype, name='cls_head',
+      self.num_classes,
+      self.head_dim,
+      self.head_num_layers,
+      self.head_kernel_size,
+      self.cls_prior_prob,
+      tuple(self.empty_classes),
+      self.dtype,
+      name='cls_head',
     )(levels, masks)
     offsets = RegressionHead(
-        self.head_dim, len(levels), self.head_num_layers, self.head_kernel_size, self.dtype, name='reg_head'
+      self.head_dim,
+      len(levels),
+      self.head_num_layers,
+      self.head_kernel_size,
+      self.dtype,
+      name='reg_head',
     )(levels, masks)
     return {
-        'cls_logits': jnp.concatenate(logits, axis=1),
-        'offsets': jnp.concatenate(offsets, axis=1),
-        'mask': jnp.concatenate(masks, axis=1),
-        'features': levels,
+      'cls_logits': jnp.concatenate(logits, axis=1),
+      'offsets': jnp.concatenate(offsets, axis=1),
+      'mask': jnp.concatenate(masks, axis=1),
+      'features': levels,
     }

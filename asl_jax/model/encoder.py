@@ -9,7 +9,14 @@ import jax
 import jax.numpy as jnp
 
 from asl_jax.model.attention import MaskedMHCA
-from asl_jax.model.layers import AffineDropPath, Dtype, MaskedConv1D, dense, layer_norm, max_pool_skip
+from asl_jax.model.layers import (
+  AffineDropPath,
+  Dtype,
+  MaskedConv1D,
+  dense,
+  layer_norm,
+  max_pool_skip,
+)
 
 
 class TransformerBlock(nn.Module):
@@ -32,12 +39,14 @@ class TransformerBlock(nn.Module):
     """x ``[B, T, C]``, mask ``[B, T]`` -> (``[B, T/stride, C]``, mask)."""
     c = self.embed_dim
     attn, out_mask = MaskedMHCA(
-        c, self.num_heads, self.window_size, self.stride, self.dropout, self.dtype, name='attn'
+      c, self.num_heads, self.window_size, self.stride, self.dropout, self.dtype, name='attn'
     )(layer_norm('ln1', self.dtype)(x), mask, deterministic=deterministic)
     m = out_mask[..., None].astype(x.dtype)
     y = max_pool_skip(x, self.stride) * m
     y = y + AffineDropPath(self.droppath, name='drop_path_attn')(attn, deterministic=deterministic)
-    h = dense(self.mlp_ratio * c, name='mlp_fc1', dtype=self.dtype)(layer_norm('ln2', self.dtype)(y))
+    h = dense(self.mlp_ratio * c, name='mlp_fc1', dtype=self.dtype)(
+      layer_norm('ln2', self.dtype)(y)
+    )
     h = nn.Dropout(self.dropout)(nn.gelu(h, approximate=False), deterministic=deterministic)
     h = dense(c, name='mlp_fc2', dtype=self.dtype)(h)
     h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
@@ -69,26 +78,39 @@ class ConvTransformerEncoder(nn.Module):
     """x ``[B, T, C_in]``, mask ``[B, T]`` -> per-level features ``[B, T_l, C]`` and masks."""
     if len(self.window_sizes) != self.num_branch + 1:
       raise ValueError(
-          f'window_sizes has {len(self.window_sizes)} entries; need num_branch + 1 = '
-          f'{self.num_branch + 1} (one per pyramid level)'
+        f'window_sizes has {len(self.window_sizes)} entries; need num_branch + 1 = '
+        f'{self.num_branch + 1} (one per pyramid level)'
       )
     for i in range(self.num_embed_convs):
       x, mask = MaskedConv1D(
-          self.embed_dim, self.embed_kernel_size, use_bias=False, dtype=self.dtype, name=f'embed_conv_{i}'
+        self.embed_dim,
+        self.embed_kernel_size,
+        use_bias=False,
+        dtype=self.dtype,
+        name=f'embed_conv_{i}',
       )(x, mask)
       x = nn.relu(layer_norm(f'embed_norm_{i}', self.dtype)(x))
 
     def block(name, stride, window):
       return TransformerBlock(
-          self.embed_dim, self.num_heads, window, stride, self.mlp_ratio, self.dropout, self.droppath,
-          self.dtype, name=name,
+        self.embed_dim,
+        self.num_heads,
+        window,
+        stride,
+        self.mlp_ratio,
+        self.dropout,
+        self.droppath,
+        self.dtype,
+        name=name,
       )
 
     for i in range(self.num_stem):
       x, mask = block(f'stem_{i}', 1, self.window_sizes[0])(x, mask, deterministic=deterministic)
     feats, masks = [x], [mask]
     for i in range(self.num_branch):
-      x, mask = block(f'branch_{i}', 2, self.window_sizes[i + 1])(x, mask, deterministic=deterministic)
+      x, mask = block(f'branch_{i}', 2, self.window_sizes[i + 1])(
+        x, mask, deterministic=deterministic
+      )
       feats.append(x)
       masks.append(mask)
     return feats, masks

@@ -23,9 +23,9 @@ class _ConvTower(nn.Module):
   @nn.compact
   def __call__(self, x, mask):
     for i in range(self.num_layers):
-      x, _ = MaskedConv1D(self.features, self.kernel_size, use_bias=False, dtype=self.dtype, name=f'conv_{i}')(
-          x, mask
-      )
+      x, _ = MaskedConv1D(
+        self.features, self.kernel_size, use_bias=False, dtype=self.dtype, name=f'conv_{i}'
+      )(x, mask)
       x = nn.relu(layer_norm(f'norm_{i}', self.dtype)(x))
     return x
 
@@ -51,10 +51,16 @@ class ClassificationHead(nn.Module):
 
   @nn.compact
   def __call__(self, feats: list[jax.Array], masks: list[jax.Array]) -> list[jax.Array]:
-    tower = _ConvTower(self.head_dim, self.num_layers - 1, self.kernel_size, self.dtype, name='tower')
+    tower = _ConvTower(
+      self.head_dim, self.num_layers - 1, self.kernel_size, self.dtype, name='tower'
+    )
     bias = prior_bias(self.num_classes, self.prior_prob, tuple(self.empty_classes))
     out = MaskedConv1D(
-        self.num_classes, self.kernel_size, bias_init=lambda *_: bias, dtype=self.dtype, name='cls_conv'
+      self.num_classes,
+      self.kernel_size,
+      bias_init=lambda *_: bias,
+      dtype=self.dtype,
+      name='cls_conv',
     )
     return [out(tower(f, m), m)[0].astype(jnp.float32) for f, m in zip(feats, masks)]
 
@@ -70,7 +76,9 @@ class RegressionHead(nn.Module):
 
   @nn.compact
   def __call__(self, feats: list[jax.Array], masks: list[jax.Array]) -> list[jax.Array]:
-    tower = _ConvTower(self.head_dim, self.num_layers - 1, self.kernel_size, self.dtype, name='tower')
+    tower = _ConvTower(
+      self.head_dim, self.num_layers - 1, self.kernel_size, self.dtype, name='tower'
+    )
     out = MaskedConv1D(2, self.kernel_size, dtype=self.dtype, name='offset_conv')
     offsets = []
     for level, (f, m) in enumerate(zip(feats, masks)):

@@ -38,16 +38,16 @@ class MaskedConv1D(nn.Module):
       raise ValueError(f'MaskedConv1D needs an odd kernel size, got {self.kernel_size}')
     pad = self.kernel_size // 2
     y = nn.Conv(
-        self.features,
-        (self.kernel_size,),
-        strides=(self.stride,),
-        padding=[(pad, pad)],
-        feature_group_count=self.groups,
-        use_bias=self.use_bias,
-        kernel_init=torch_default_init,
-        bias_init=self.bias_init,
-        dtype=self.dtype,
-        name='conv',
+      self.features,
+      (self.kernel_size,),
+      strides=(self.stride,),
+      padding=[(pad, pad)],
+      feature_group_count=self.groups,
+      use_bias=self.use_bias,
+      kernel_init=torch_default_init,
+      bias_init=self.bias_init,
+      dtype=self.dtype,
+      name='conv',
     )(x)
     out_mask = downsample_mask(mask, self.stride)
     return y * out_mask[..., None].astype(y.dtype), out_mask
@@ -58,12 +58,18 @@ def layer_norm(name: str | None = None, dtype: Dtype = jnp.float32) -> nn.LayerN
   return nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, dtype=dtype, name=name)
 
 
-def dense(features: int, *, use_bias: bool = True, name: str | None = None, dtype: Dtype = jnp.float32):
+def dense(
+  features: int, *, use_bias: bool = True, name: str | None = None, dtype: Dtype = jnp.float32
+):
   """A 1x1 convolution / linear layer with PyTorch's default init and zero bias."""
-  return nn.Dense(features, use_bias=use_bias, kernel_init=torch_default_init, dtype=dtype, name=name)
+  return nn.Dense(
+    features, use_bias=use_bias, kernel_init=torch_default_init, dtype=dtype, name=name
+  )
 
 
-def drop_path(x: jax.Array, rate: float, *, deterministic: bool, rng: jax.Array | None) -> jax.Array:
+def drop_path(
+  x: jax.Array, rate: float, *, deterministic: bool, rng: jax.Array | None
+) -> jax.Array:
   """Stochastic depth per sample: ``x / keep * floor(keep + U)``."""
   if deterministic or rate == 0.0:
     return x

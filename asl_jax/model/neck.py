@@ -28,14 +28,16 @@ class FPN1D(nn.Module):
   @nn.compact
   def __call__(self, feats: list[jax.Array], masks: list[jax.Array]):
     laterals = [
-        MaskedConv1D(self.out_dim, 1, dtype=self.dtype, name=f'lateral_{i}')(f, m)[0]
-        for i, (f, m) in enumerate(zip(feats, masks))
+      MaskedConv1D(self.out_dim, 1, dtype=self.dtype, name=f'lateral_{i}')(f, m)[0]
+      for i, (f, m) in enumerate(zip(feats, masks))
     ]
     for i in range(len(laterals) - 1, 0, -1):
       up = jnp.repeat(laterals[i], 2, axis=1)[:, : laterals[i - 1].shape[1]]
       laterals[i - 1] = laterals[i - 1] + up
     outs = []
     for i, (f, m) in enumerate(zip(laterals, masks)):
-      y, _ = MaskedConv1D(self.out_dim, 3, use_bias=False, dtype=self.dtype, name=f'fpn_conv_{i}')(f, m)
+      y, _ = MaskedConv1D(self.out_dim, 3, use_bias=False, dtype=self.dtype, name=f'fpn_conv_{i}')(
+        f, m
+      )
       outs.append(layer_norm(f'norm_{i}', self.dtype)(y))
     return outs, masks

@@ -7,14 +7,14 @@ import jax.numpy as jnp
 
 
 def assign_targets(
-    points: jax.Array,
-    segments: jax.Array,
-    labels: jax.Array,
-    segment_valid: jax.Array,
-    *,
-    num_classes: int,
-    center_sample_radius: float = 1.5,
-    tie_tolerance: float = 1e-3,
+  points: jax.Array,
+  segments: jax.Array,
+  labels: jax.Array,
+  segment_valid: jax.Array,
+  *,
+  num_classes: int,
+  center_sample_radius: float = 1.5,
+  tie_tolerance: float = 1e-3,
 ) -> dict[str, jax.Array]:
   """Centre-sampling assignment of one video's ground truth to the points (ActionFormer rules).
 
@@ -48,7 +48,10 @@ def assign_targets(
   if center_sample_radius > 0:
     centre = 0.5 * (start + end)
     radius = center_sample_radius * stride
-    inside = jnp.minimum(t - jnp.maximum(centre - radius, start), jnp.minimum(centre + radius, end) - t) > 0
+    inside = (
+      jnp.minimum(t - jnp.maximum(centre - radius, start), jnp.minimum(centre + radius, end) - t)
+      > 0
+    )
   else:
     inside = jnp.minimum(left, right) > 0
   max_dist = jnp.maximum(left, right)
@@ -70,16 +73,16 @@ def assign_targets(
 
 
 def assign_batch(
-    points: jax.Array,
-    segments: jax.Array,
-    labels: jax.Array,
-    segment_valid: jax.Array,
-    *,
-    num_classes: int,
-    center_sample_radius: float = 1.5,
+  points: jax.Array,
+  segments: jax.Array,
+  labels: jax.Array,
+  segment_valid: jax.Array,
+  *,
+  num_classes: int,
+  center_sample_radius: float = 1.5,
 ) -> dict[str, jax.Array]:
   """:func:`assign_targets` over a batch: segments ``[B, M, 2]`` -> targets ``[B, P, ...]``."""
   fn = lambda s, lab, v: assign_targets(
-      points, s, lab, v, num_classes=num_classes, center_sample_radius=center_sample_radius
+    points, s, lab, v, num_classes=num_classes, center_sample_radius=center_sample_radius
   )
   return jax.vmap(fn)(segments, labels, segment_valid)

@@ -10,13 +10,13 @@ from asl_jax.ops import segments as seg_ops
 
 
 def focal_loss_sum(
-    logits: jax.Array,
-    targets: jax.Array,
-    weights: jax.Array,
-    *,
-    alpha: float = 0.25,
-    gamma: float = 2.0,
-    label_smoothing: float = 0.0,
+  logits: jax.Array,
+  targets: jax.Array,
+  weights: jax.Array,
+  *,
+  alpha: float = 0.25,
+  gamma: float = 2.0,
+  label_smoothing: float = 0.0,
 ) -> jax.Array:
   """``sum_i w_i sum_k FL(logit_ik, y_ik)`` (Lin et al., "Focal Loss", ICCV 2017).
 
@@ -34,7 +34,9 @@ def focal_loss_sum(
   return jnp.sum(per_elem.sum(-1) * weights)
 
 
-def diou_loss_sum(pred_offsets: jax.Array, target_offsets: jax.Array, weights: jax.Array) -> jax.Array:
+def diou_loss_sum(
+  pred_offsets: jax.Array, target_offsets: jax.Array, weights: jax.Array
+) -> jax.Array:
   """``sum_i w_i DIoU(pred_i, target_i)``; weights are 0 on non-positive points.
 
   Non-positive points are replaced by a harmless target before the loss so that padding or
@@ -46,6 +48,8 @@ def diou_loss_sum(pred_offsets: jax.Array, target_offsets: jax.Array, weights: j
   return jnp.sum(seg_ops.diou_loss_1d(safe_pred, safe_target) * weights)
 
 
-def update_loss_normalizer(normalizer: jax.Array, num_pos: jax.Array, momentum: float = 0.9) -> jax.Array:
+def update_loss_normalizer(
+  normalizer: jax.Array, num_pos: jax.Array, momentum: float = 0.9
+) -> jax.Array:
   """EMA of the positive count: ``n <- m n + (1 - m) max(num_pos, 1)`` (updated before dividing)."""
   return momentum * normalizer + (1.0 - momentum) * jnp.maximum(num_pos, 1.0)

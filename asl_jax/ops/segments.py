@@ -15,10 +15,10 @@ def level_lengths(seq_len: int, num_levels: int, scale_factor: int = 2) -> list[
 
 
 def make_points(
-    seq_len: int,
-    regression_ranges: Sequence[tuple[float, float]],
-    *,
-    scale_factor: int = 2,
+  seq_len: int,
+  regression_ranges: Sequence[tuple[float, float]],
+  *,
+  scale_factor: int = 2,
 ) -> np.ndarray:
   """Points of every pyramid level, concatenated: rows ``(t, range_lo, range_hi, stride)``.
 
@@ -35,10 +35,10 @@ def make_points(
     n = seq_len // stride
     t = np.arange(n, dtype=np.float32) * stride
     rows.append(
-        np.stack(
-            [t, np.full(n, lo, np.float32), np.full(n, hi, np.float32), np.full(n, stride, np.float32)],
-            axis=1,
-        )
+      np.stack(
+        [t, np.full(n, lo, np.float32), np.full(n, hi, np.float32), np.full(n, stride, np.float32)],
+        axis=1,
+      )
     )
   return np.concatenate(rows, axis=0)
 

@@ -9,8 +9,15 @@ from asl_jax.model import attention
 from asl_jax.model.detector import ActionDetector
 
 TINY = dict(
-    num_classes=3, embed_dim=16, num_heads=2, num_embed_convs=1, num_stem=1, num_branch=2,
-    window_sizes=(5, 5, 5), fpn_dim=16, head_dim=16,
+  num_classes=3,
+  embed_dim=16,
+  num_heads=2,
+  num_embed_convs=1,
+  num_stem=1,
+  num_branch=2,
+  window_sizes=(5, 5, 5),
+  fpn_dim=16,
+  head_dim=16,
 )
 
 
@@ -61,8 +68,12 @@ def test_padding_does_not_leak_into_valid_outputs(window):
     per_level, start = [], 0
     for size in level_sizes:
       keep = valid[start : start + size]
-      per_level.append((np.asarray(out['cls_logits'][0, start : start + size][keep]),
-                        np.asarray(out['offsets'][0, start : start + size][keep])))
+      per_level.append(
+        (
+          np.asarray(out['cls_logits'][0, start : start + size][keep]),
+          np.asarray(out['offsets'][0, start : start + size][keep]),
+        )
+      )
       start += size
     outs.append(per_level)
   for (la, oa), (lb, ob) in zip(*outs):
@@ -82,8 +93,20 @@ def test_dropout_and_droppath_need_rngs_only_in_training():
   model = ActionDetector(**dict(TINY), dropout=0.1, droppath=0.1)
   params = _init(model, 32, 5)
   x, mask = jnp.ones((2, 32, 5)), jnp.ones((2, 32), bool)
-  a = model.apply(params, x, mask, deterministic=False, rngs={'dropout': jax.random.key(0), 'droppath': jax.random.key(1)})
-  b = model.apply(params, x, mask, deterministic=False, rngs={'dropout': jax.random.key(2), 'droppath': jax.random.key(3)})
+  a = model.apply(
+    params,
+    x,
+    mask,
+    deterministic=False,
+    rngs={'dropout': jax.random.key(0), 'droppath': jax.random.key(1)},
+  )
+  b = model.apply(
+    params,
+    x,
+    mask,
+    deterministic=False,
+    rngs={'dropout': jax.random.key(2), 'droppath': jax.random.key(3)},
+  )
   assert not np.allclose(a['cls_logits'], b['cls_logits'])
   c = model.apply(params, x, mask)
   d = model.apply(params, x, mask)

@@ -19,7 +19,9 @@ def test_normalizer_sequence():
   n = losses.update_loss_normalizer(jnp.float32(100.0), jnp.float32(26.0))
   np.testing.assert_allclose(n, 92.6, rtol=1e-7)
   np.testing.assert_allclose(losses.update_loss_normalizer(n, jnp.float32(26.0)), 85.94, rtol=1e-6)
-  np.testing.assert_allclose(losses.update_loss_normalizer(jnp.float32(10.0), jnp.float32(0.0)), 9.1, rtol=1e-6)
+  np.testing.assert_allclose(
+    losses.update_loss_normalizer(jnp.float32(10.0), jnp.float32(0.0)), 9.1, rtol=1e-6
+  )
 
 
 def test_focal_loss_by_hand():
@@ -34,14 +36,14 @@ def test_focal_loss_by_hand():
 def test_losses_match_reference_from_stored_outputs(fx):
   segs, labels, valid = fixture_utils.padded_ground_truth(fx)
   outputs = {
-      'cls_logits': jnp.asarray(fixture_utils.concat_levels(fx, 'out/cls_logits_')),
-      'offsets': jnp.asarray(fixture_utils.concat_levels(fx, 'out/reg_offsets_')),
-      'mask': jnp.asarray(fixture_utils.concat_levels(fx, 'out/fpn_masks_')),
+    'cls_logits': jnp.asarray(fixture_utils.concat_levels(fx, 'out/cls_logits_')),
+    'offsets': jnp.asarray(fixture_utils.concat_levels(fx, 'out/reg_offsets_')),
+    'mask': jnp.asarray(fixture_utils.concat_levels(fx, 'out/fpn_masks_')),
   }
   batch = {'segments': segs, 'labels': labels, 'segment_valid': valid}
   cfg = step_lib.LossConfig(num_classes=fx['config']['model_kwargs']['num_classes'])
   total, terms = jax.jit(
-      lambda o, b: step_lib.compute_losses(o, b, fixture_utils.points(fx), jnp.float32(100.0), cfg)
+    lambda o, b: step_lib.compute_losses(o, b, fixture_utils.points(fx), jnp.float32(100.0), cfg)
   )(outputs, batch)
   np.testing.assert_allclose(terms['loss_norm'], fx['loss/loss_normalizer'], rtol=1e-7)
   assert float(terms['num_pos']) == int(fx['loss/num_pos'])

@@ -38,20 +38,24 @@ def test_diou_by_hand():
   # enclosing = 2 + 3 = 5, rho = 0.5 * ((3 - 1) - (2 - 2)) = 1, DIoU = 1 - 3/5 + (1/5)^2 = 0.44.
   loss = seg_ops.diou_loss_1d(jnp.array([1.0, 3.0]), jnp.array([2.0, 2.0]))
   np.testing.assert_allclose(loss, 0.44, rtol=1e-6)
-  np.testing.assert_allclose(seg_ops.diou_loss_1d(jnp.array([2.0, 5.0]), jnp.array([2.0, 5.0])), 0.0, atol=1e-7)
+  np.testing.assert_allclose(
+    seg_ops.diou_loss_1d(jnp.array([2.0, 5.0]), jnp.array([2.0, 5.0])), 0.0, atol=1e-7
+  )
 
 
 def test_assignment_matches_reference(fx):
   cfg = fx['config']['model_kwargs']
   segs, labels, valid = fixture_utils.padded_ground_truth(fx)
   targets = jax.jit(
-      lambda s, lab, v: assignment.assign_batch(
-          fixture_utils.points(fx), s, lab, v, num_classes=cfg['num_classes'], center_sample_radius=1.5
-      )
+    lambda s, lab, v: assignment.assign_batch(
+      fixture_utils.points(fx), s, lab, v, num_classes=cfg['num_classes'], center_sample_radius=1.5
+    )
   )(segs, labels, valid)
   np.testing.assert_array_equal(np.asarray(targets['cls']), fx['target/gt_cls'])
   # Offsets are compared on every row: unassigned rows regress to GT 0 in both (first-index argmin).
-  np.testing.assert_allclose(np.asarray(targets['offsets']), fx['target/gt_offsets'], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(targets['offsets']), fx['target/gt_offsets'], rtol=0, atol=1e-6
+  )
   point_valid = fixture_utils.concat_levels(fx, 'out/fpn_masks_')
   positive = np.asarray(targets['positive']) & point_valid
   np.testing.assert_array_equal(positive, fx['target/pos_mask'])
@@ -80,7 +84,12 @@ def test_padded_segments_never_match_and_range_bounds_inclusive():
   pts = _one_level_points(20, lo=2.0, hi=4.0)
   segs = np.array([[6, 14], [0, 19]], np.float32)
   out = assignment.assign_targets(
-      pts, segs, np.array([0, 1], np.int32), np.array([True, False]), num_classes=2, center_sample_radius=-1
+    pts,
+    segs,
+    np.array([0, 1], np.int32),
+    np.array([True, False]),
+    num_classes=2,
+    center_sample_radius=-1,
   )
   assert out['cls'][:, 1].sum() == 0
   # max(t - 6, 14 - t) in [2, 4]: t = 10 (4), and only t in {10} since max >= 4 for t in (6, 14).
@@ -90,5 +99,7 @@ def test_padded_segments_never_match_and_range_bounds_inclusive():
 def test_center_sampling_radius():
   pts = _one_level_points(40)
   segs = np.array([[0, 30]], np.float32)  # centre 15, radius 1.5 -> t in (13.5, 16.5).
-  out = assignment.assign_targets(pts, segs, np.array([0], np.int32), np.array([True]), num_classes=1)
+  out = assignment.assign_targets(
+    pts, segs, np.array([0], np.int32), np.array([True]), num_classes=1
+  )
   np.testing.assert_array_equal(np.nonzero(np.asarray(out['positive']))[0], [14, 15, 16])
