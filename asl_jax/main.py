@@ -15,6 +15,9 @@ _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Config file, e.g. configs/demo.py[:small].'
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
+_MODE = flags.DEFINE_enum(
+  'mode', 'train', ['train', 'eval'], 'train (resumes if workdir has a checkpoint) or eval.'
+)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -26,7 +29,7 @@ def main(argv):
   logging.getLogger('asl_jax').setLevel(logging.INFO)
   from asl_jax.train import loop  # Imported after flag parsing: keeps --help fast.
 
-  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, train=_MODE.value == 'train')
 
 
 if __name__ == '__main__':

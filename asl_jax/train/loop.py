@@ -100,8 +100,12 @@ class _JsonLinesWriter:
       self.file.close()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, *, train: bool = True
+) -> dict:
   """Trains (resuming from ``workdir`` if it holds a checkpoint), evaluates, writes artefacts.
+
+  With ``train=False`` (``--mode=eval``) the latest checkpoint in ``workdir`` is evaluated as it is.
 
   Leaves in ``workdir``: ``config.json``, ``checkpoints/``, TensorBoard events, ``metrics.jsonl``,
   ``detections.json`` (ActivityNet results format, EMA weights) and ``metrics.json``.
@@ -117,31 +121,35 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # ---------------------------------------------------------------- data
   data = config.data
   maybe_synthesize(data)
-  train_videos, annotations = pipeline.load_split_from_config(
-    data, configuration.parse_subsets(data.train_subset)
-  )
-  eval_videos, _ = pipeline.load_split_from_config(
+  eval_videos, annotations = pipeline.load_split_from_config(
     data, configuration.parse_subsets(data.eval_subset)
   )
   if annotations.skipped:
     logger.warning('annotations: skipped %s', annotations.skipped)
-  train_batches = pipeline.TrainBatches(
-    train_videos,
-    batch_size=config.train.batch_size,
-    max_seq_len=data.max_seq_len,
-    max_segments=data.max_segments,
-    trunc_thresh=data.trunc_thresh,
-    crop_ratio=data.crop_ratio,
-    seed=config.seed,
-    process_index=jax.process_index(),
-    process_count=jax.process_count(),
-  )
-  logger.info(
-    '%d training videos (%d steps/epoch), %d evaluation videos',
-    len(train_videos),
-    train_batches.steps_per_epoch,
-    len(eval_videos),
-  )
+  if train:
+    train_videos, _ = pipeline.load_split_from_config(
+      data, configuration.parse_subsets(data.train_subset)
+    )
+    train_batches = pipeline.TrainBatches(
+      train_videos,
+      batch_size=config.train.batch_size,
+      max_seq_len=data.max_seq_len,
+      max_segments=data.max_segments,
+      trunc_thresh=data.trunc_thresh,
+      crop_ratio=data.crop_ratio,
+      seed=config.seed,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
+    steps_per_epoch = train_batches.steps_per_epoch
+    logger.info(
+      '%d training videos (%d steps/epoch), %d evaluation videos',
+      len(train_videos),
+      steps_per_epoch,
+      len(eval_videos),
+    )
+  else:
+    train_batches, steps_per_epoch = None, 1  # The schedule only shapes the optimizer state.
 
   # ---------------------------------------------------------------- mesh
   mesh = parallel.create_mesh()
@@ -156,7 +164,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ]
   if is_chief:
     logger.info('parameters:\n%s', parameter_overview.get_parameter_overview(params))
-  steps_per_epoch = train_batches.steps_per_epoch
   warmup_steps = config.train.warmup_epochs * steps_per_epoch
   total_steps = (config.train.num_epochs + config.train.warmup_epochs) * steps_per_epoch
   schedule = optim.build_schedule(
@@ -192,6 +199,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if checkpointer.latest_step() is not None:
     state, _ = checkpointer.restore(state)
     logger.info('resuming from step %d', int(state.step))
+  elif not train:
+    raise FileNotFoundError(f'--mode=eval: no checkpoint in {workdir_path / "checkpoints"}')
   start_step = int(state.step)
 
   # ---------------------------------------------------------------- loop
@@ -201,11 +210,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   stop = {'requested': False}
   previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
   progress = tqdm.tqdm(
-    total=total_steps, initial=start_step, disable=not is_chief, desc='train', unit='step'
+    total=total_steps,
+    initial=start_step,
+    disable=not (is_chief and train),
+    desc='train',
+    unit='step',
   )
   step, t0, last_metrics = start_step, time.time(), None
   try:
-    for epoch in range(start_step // steps_per_epoch, total_steps // steps_per_epoch):
+    epochs = range(start_step // steps_per_epoch, total_steps // steps_per_epoch) if train else ()
+    for epoch in epochs:
       for batch in train_batches.epoch(epoch, start_step=step - epoch * steps_per_epoch):
         state, metrics = train_step(state, parallel.to_global(batch, mesh))
         step += 1
@@ -260,7 +274,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     final['ema']['average_mAP'],
   )
   final['step'] = step
-  final['train_stats'] = dict(train_batches.stats)
+  if train_batches is not None:
+    final['train_stats'] = dict(train_batches.stats)
   if is_chief:
     (workdir_path / 'metrics.json').write_text(json.dumps(final, indent=2))
   writer.flush()

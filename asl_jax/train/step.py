@@ -106,7 +106,7 @@ def make_train_step(
       opt_state=opt_state,
       loss_norm=metrics['loss_norm'],
     )
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step))
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), learning_rate=schedule(state.step))
     return new_state, metrics
 
   return train_step

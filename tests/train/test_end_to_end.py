@@ -37,8 +37,14 @@ def trained(tmp_path_factory):
 def test_two_steps_then_evaluation_artefacts(trained):
   config, workdir, result = trained
   assert result['step'] == 2
-  assert json.loads((workdir / 'config.json').read_text())['data']['num_classes'] == config.data.num_classes
-  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()) == ['1', '2']
+  assert (
+    json.loads((workdir / 'config.json').read_text())['data']['num_classes']
+    == config.data.num_classes
+  )
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()) == [
+    '1',
+    '2',
+  ]
   assert list(workdir.glob('events.out.tfevents.*')), 'no TensorBoard event file'
   logged = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in logged] == [1, 2]
@@ -69,3 +75,16 @@ def test_rerun_resumes_from_checkpoint_without_training(trained):
   again = loop.train_and_evaluate(config, str(workdir))
   assert again['step'] == first['step']
   assert again['ema']['average_mAP'] == pytest.approx(first['ema']['average_mAP'], abs=1e-9)
+
+
+def test_eval_mode_reevaluates_the_checkpoint(trained):
+  config, workdir, first = trained
+  again = loop.train_and_evaluate(config, str(workdir), train=False)
+  assert again['step'] == first['step'] and 'train_stats' not in again
+  assert again['raw']['mAP'] == pytest.approx(first['raw']['mAP'], abs=1e-9)
+
+
+def test_eval_mode_without_checkpoint_fails_clearly(tmp_path):
+  config = tiny_config(tmp_path)
+  with pytest.raises(FileNotFoundError, match='no checkpoint'):
+    loop.train_and_evaluate(config, str(tmp_path / 'empty'), train=False)
