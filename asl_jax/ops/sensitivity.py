@@ -1,0 +1,188 @@
+"""Action sensitivity (ASL, Shao et al. ICCV 2023, sec. 3.2-3.3): Gaussians, loss weights, ASCL.
+
+Pure functions on arrays; the learnable Gaussian parameters live in ``asl_jax.model.sensitivity``.
+Conventions (paper, not the released code): ``d(t) = (t - centre) / N_f`` with ``t`` and the
+segment in grid units and ``N_f`` the segment length, so ``d`` runs from -0.5 at the start to
++0.5 at the end of an action; sub-task Gaussians are ``exp(-(d - mu)^2 / (2 sigma^2))``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+SIGMA_MAX = 5.0  # Paper: "clamp sigma with threshold 5.0".
+SIGMA_MIN = 1e-3  # Keeps the Gaussian finite; not in the paper.
+
+
+def effective_sigma(sigma: jax.Array) -> jax.Array:
+  """|sigma| clamped to [SIGMA_MIN, SIGMA_MAX] (only sigma^2 enters the Gaussian)."""
+  return jnp.clip(jnp.abs(sigma), SIGMA_MIN, SIGMA_MAX)
+
+
+def normalized_distance(t: jax.Array, segments: jax.Array) -> jax.Array:
+  """``d = (t - centre) / length`` for points ``t`` [..., P] and segments [..., P, 2] (paper eq. 3)."""
+  centre = 0.5 * (segments[..., 0] + segments[..., 1])
+  length = jnp.maximum(segments[..., 1] - segments[..., 0], 1e-6)
+  return (t - centre) / length
+
+
+def gaussian(d: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:
+  """``exp(-(d - mu)^2 / (2 sigma^2))`` with the clamped sigma (paper eq. 4)."""
+  s = effective_sigma(sigma)
+  return jnp.exp(-jnp.square(d - mu) / (2.0 * jnp.square(s)))
+
+
+Gaussians = dict  # {'cls': (mu [K], sigma [K]) or None, 'loc': list of 0-2 (mu, sigma)}.
+
+
+def class_sensitivity(d: jax.Array, labels: jax.Array, gaussians: Gaussians) -> dict:
+  """Class-level sensitivities of each point's assigned ground truth (paper eq. 3-4).
+
+  Args:
+    d: ``[...]`` normalised distance to the assigned segment's centre.
+    labels: ``[...]`` class of the assigned segment.
+    gaussians: the class Gaussians; ``'loc'`` holds (start, end) Gaussians, one shared Gaussian,
+      or none, as configured (paper Table 7).
+
+  Returns:
+    dict ``cls`` (p^cls) and ``loc`` (p^sot + p^eot, or the single loc Gaussian), each ``[...]``
+    or None when that sub-task has no Gaussian.
+  """
+  p_cls = None
+  if gaussians['cls'] is not None:
+    mu, sigma = gaussians['cls']
+    p_cls = gaussian(d, mu[labels], sigma[labels])
+  p_loc = None
+  for mu, sigma in gaussians['loc']:
+    g = gaussian(d, mu[labels], sigma[labels])
+    p_loc = g if p_loc is None else p_loc + g
+  return {'cls': p_cls, 'loc': p_loc}
+
+
+def sensitivity_weights(
+  p: dict, q_cls: jax.Array | None, q_loc: jax.Array | None, shape: tuple[int, ...]
+) -> tuple[jax.Array, jax.Array]:
+  """``h_cls = p_cls + sg(q_cls)`` and ``h_loc = p_sot + p_eot + sg(q_loc)`` (paper eq. 8-10).
+
+  The instance-level terms are stop-gradient: the losses they weight must not pull q towards 0;
+  q learns only from its quality targets (L_s). Absent parts contribute nothing; a sub-task with
+  no part at all gets weight 1 (the plain detector).
+  """
+
+  def combine(*terms):
+    present = [x for x in terms if x is not None]
+    return sum(present[1:], present[0]) if present else jnp.ones(shape)
+
+  sg = lambda x: None if x is None else jax.lax.stop_gradient(x)
+  return combine(p['cls'], sg(q_cls)), combine(p['loc'], sg(q_loc))
+
+
+def quality_targets(
+  cls_logits: jax.Array, assigned_labels: jax.Array, iou: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+  """Instance-level targets (paper eq. 6-7): sigmoid score of the GT class and the predicted tIoU.
+
+  Args:
+    cls_logits: ``[..., P, K]``; assigned_labels ``[..., P]``; iou ``[..., P]`` (predicted vs GT).
+
+  Returns:
+    ``(Q_cls, Q_loc)`` ``[..., P]``, without gradient.
+  """
+  logit = jnp.take_along_axis(cls_logits, assigned_labels[..., None], axis=-1)[..., 0]
+  return jax.lax.stop_gradient(jax.nn.sigmoid(logit)), jax.lax.stop_gradient(iou)
+
+
+def sensitive_features(
+  feats: jax.Array,
+  feat_mask: jax.Array,
+  segments: jax.Array,
+  labels: jax.Array,
+  segment_valid: jax.Array,
+  gaussians: dict[str, jax.Array],
+  *,
+  delta: float = 0.2,
+) -> dict[str, jax.Array]:
+  """Per ground truth: f_cls, f_loc (sensitivity-pooled) and f_bg (boundary background), eq. 11-13.
+
+  ``a_x = argmax_t p_x(t)`` over the action's frames (a missing Gaussian counts as uniform); ``T_cls = [a_cls +- delta N_f]``,
+  ``T_loc = [a_sot +- delta N_f] U [a_eot +- delta N_f]``, both within the action; features are
+  pooled with the (stop-gradient) Gaussian weights and divided by the frame count.
+  ``f_bg`` averages the frames in ``[s - delta N_f, s) U (e, e + delta N_f]`` inside the video.
+  A frame ``t`` belongs to the action when ``floor(s) <= t <= ceil(e)``, so every action has at
+  least one frame.
+
+  Args:
+    feats: ``[B, T, C]`` level-0 features; feat_mask ``[B, T]``.
+    segments: ``[B, M, 2]`` grid units; labels ``[B, M]``; segment_valid ``[B, M]``.
+
+  Returns:
+    dict ``cls``, ``loc``, ``bg`` ``[B, M, C]`` and ``bg_valid`` ``[B, M]``.
+  """
+  t = jnp.arange(feats.shape[1], dtype=jnp.float32)[None, None, :]  # [1, 1, T]
+  s, e = segments[..., 0:1], segments[..., 1:2]  # [B, M, 1]
+  length = jnp.maximum(e - s, 1e-6)
+  d = (t - 0.5 * (s + e)) / length
+  gaussians = jax.lax.stop_gradient(gaussians)
+  lab = labels[..., None]
+  p_cls = (
+    gaussian(d, gaussians['cls'][0][lab], gaussians['cls'][1][lab])
+    if gaussians['cls'] is not None
+    else jnp.ones_like(d)
+  )
+  p_loc = [gaussian(d, mu[lab], sigma[lab]) for mu, sigma in gaussians['loc']] or [jnp.ones_like(d)]
+  frame_ok = feat_mask[:, None, :] & segment_valid[..., None]
+  inside = (t >= jnp.floor(s)) & (t <= jnp.ceil(e)) & frame_ok
+  radius = delta * length
+
+  def peak(weights):
+    return jnp.argmax(jnp.where(inside, weights, -1.0), axis=-1)[..., None].astype(jnp.float32)
+
+  near = lambda a: jnp.abs(t - a) <= jnp.maximum(radius, 0.5)
+  in_cls = near(peak(p_cls)) & inside
+  in_loc = inside & functools.reduce(jnp.logical_or, [near(peak(p)) for p in p_loc])
+  w_cls = jnp.where(in_cls, p_cls, 0.0) / jnp.maximum(in_cls.sum(-1, keepdims=True), 1)
+  w_loc = jnp.where(in_loc, sum(p_loc), 0.0) / jnp.maximum(in_loc.sum(-1, keepdims=True), 1)
+  bg = ((t >= s - radius) & (t < s) | (t > e) & (t <= e + radius)) & frame_ok
+  w_bg = bg / jnp.maximum(bg.sum(-1, keepdims=True), 1)
+  pool = lambda w: jnp.einsum('bmt,btc->bmc', w.astype(feats.dtype), feats)
+  return {'cls': pool(w_cls), 'loc': pool(w_loc), 'bg': pool(w_bg), 'bg_valid': bg.any(-1)}
+
+
+def contrastive_loss(
+  pooled: dict[str, jax.Array],
+  labels: jax.Array,
+  segment_valid: jax.Array,
+  *,
+  temperature: float = 0.07,
+) -> jax.Array:
+  """Action Sensitive Contrastive Loss (paper eq. 14), InfoNCE over the whole batch.
+
+  Anchors: every f_cls and f_loc. Positives of an anchor: the other f_cls / f_loc of its class
+  (its own partner included, so there is always one). Negatives: f_cls / f_loc of other classes
+  and every f_bg. Similarity ``exp(cos / temperature)``. A batch without negatives gives 0 and a
+  batch without valid actions gives 0, never NaN.
+  """
+  b, m, c = pooled['cls'].shape
+  feats = jnp.concatenate([pooled['cls'], pooled['loc'], pooled['bg']], 1).reshape(3 * b * m, c)
+  # rsqrt of a floored square norm: padded rows are all zero and a plain norm has no gradient there.
+  feats = feats * jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.square(feats), -1, keepdims=True), 1e-12))
+  kind = jnp.repeat(jnp.arange(3), m)[None].repeat(b, 0).reshape(-1)  # 0 cls, 1 loc, 2 bg.
+  cls_ids = jnp.tile(labels, (1, 3)).reshape(-1)
+  valid = jnp.concatenate([segment_valid, segment_valid, pooled['bg_valid'] & segment_valid], 1)
+  valid = valid.reshape(-1)
+  logits = (feats @ feats.T) / temperature
+  n = feats.shape[0]
+  not_self = ~jnp.eye(n, dtype=bool)
+  action = kind < 2
+  anchor = action & valid
+  positive = action[None] & valid[None] & (cls_ids[:, None] == cls_ids[None]) & not_self
+  negative = valid[None] & ((action[None] & (cls_ids[:, None] != cls_ids[None])) | ~action[None])
+  big_neg = -1e9
+  log_pos = jax.nn.logsumexp(jnp.where(positive, logits, big_neg), axis=-1)
+  log_all = jax.nn.logsumexp(jnp.where(positive | negative, logits, big_neg), axis=-1)
+  has_pos = positive.any(-1) & anchor
+  per_anchor = jnp.where(has_pos, log_all - log_pos, 0.0)
+  return per_anchor.sum() / jnp.maximum(has_pos.sum(), 1)
