@@ -64,9 +64,15 @@ def get_base_config() -> ml_collections.ConfigDict:
   model.empty_classes = ()  # Class ids with no training data (their prior is 1e-6).
   # Regression range (grid units) of each pyramid level: one pair per level.
   model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-  model.dtype = (
-    'float32'  # Compute dtype: 'float32' or 'bfloat16' (params and losses stay float32).
-  )
+  model.dtype = 'float32'  # Compute dtype: float32 or bfloat16 (params and losses stay float32).
+  # ASL (paper sec. 3): theta-fused channel attention and the Action Sensitivity Evaluator.
+  model.channel_theta = 0.2  # theta of f' = (1 - theta) TA + theta CA in stem blocks; 0 disables.
+  model.ase = ml_collections.ConfigDict()
+  model.ase.cls_gaussian = 'learnable'  # Class Gaussian for classification: learnable|fixed|none.
+  model.ase.loc_gaussian = 'learnable'  # Class Gaussians for localisation: learnable|fixed|none.
+  model.ase.num_loc_gaussians = 2  # 2: separate start/end Gaussians; 1: one for both (Table 7).
+  model.ase.shared_gaussian = False  # One Gaussian per class for every sub-task (Table 7).
+  model.ase.instance_evaluator = True  # Instance-level evaluators q_cls, q_loc (Table 5).
 
   # ---------------------------------------------------------------- training
   train = config.train = ml_collections.ConfigDict()
@@ -85,6 +91,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   )
   train.reg_loss_weight = 1.0  # Weight of the DIoU loss.
   train.label_smoothing = 0.0  # Focal-loss label smoothing epsilon.
+  train.sensitivity_loss_weight = 1.0  # Weight of L_s, the MSE of q against quality targets.
+  train.contrastive_weight = 0.3  # lambda of the Action Sensitive Contrastive Loss; 0 disables.
+  train.contrastive_delta = 0.2  # delta: sensitive ranges are +-delta * action length (paper).
+  train.contrastive_temperature = 0.07  # tau in exp(cos / tau) (not given in the paper).
   train.focal_alpha = 0.25
   train.focal_gamma = 2.0
   train.log_every_steps = 20  # Scalars to TensorBoard / metrics.jsonl.
@@ -123,6 +133,25 @@ def apply_small_variant(config: ml_collections.ConfigDict) -> ml_collections.Con
   config.train.checkpoint_every_steps = 100
   config.test.pre_nms_topk = min(config.test.pre_nms_topk, 1000)
   return config
+
+
+def apply_baseline_variant(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The ``:baseline`` variant: every ASL part off, i.e. the ActionFormer detector and losses."""
+  config.model.channel_theta = 0.0
+  config.model.ase.cls_gaussian = 'none'
+  config.model.ase.loc_gaussian = 'none'
+  config.model.ase.instance_evaluator = False
+  config.train.contrastive_weight = 0.0
+  return config
+
+
+def apply_common_variants(config: ml_collections.ConfigDict, variants: set[str]) -> set[str]:
+  """Applies the variants every config understands; returns the ones left for the caller."""
+  if 'small' in variants:
+    apply_small_variant(config)
+  if 'baseline' in variants:
+    apply_baseline_variant(config)
+  return variants - {'small', 'baseline'}
 
 
 def parse_variant(arg: str | None) -> set[str]:

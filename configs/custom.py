@@ -10,8 +10,10 @@ Launch (set the data fields on the command line; the names below are a stable in
     --config.data.train_subset=validation --config.data.eval_subset=test \
     --config.data.max_seq_len=2304
 
-Variants: ``configs/custom.py:small`` keeps the data settings and shrinks model and schedule.
-Defaults are ActionFormer's THUMOS14 I3D recipe (batch 2, lr 1e-4, 30 + 5 warmup epochs).
+Variants (combine with commas): ``:small`` keeps the data settings and shrinks model and
+schedule; ``:baseline`` switches every ASL part off (the ActionFormer detector).
+Defaults: ASL (theta 0.2, class- and instance-level sensitivity, lambda 0.3, delta 0.2) on
+ActionFormer's THUMOS14 I3D recipe (batch 2, lr 1e-4, 30 + 5 warmup epochs).
 """
 
 import os
@@ -23,10 +25,9 @@ import base  # noqa: E402
 
 def get_config(arg: str | None = None):
   config = base.get_base_config()
-  variants = base.parse_variant(arg)
-  unknown = variants - {'small'}
+  unknown = base.apply_common_variants(config, base.parse_variant(arg))
   if unknown:
-    raise ValueError(f'configs/custom.py: unknown variant(s) {sorted(unknown)}; known: small')
-  if 'small' in variants:
-    base.apply_small_variant(config)
+    raise ValueError(
+      f'configs/custom.py: unknown variant(s) {sorted(unknown)}; known: small, baseline'
+    )
   return config

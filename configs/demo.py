@@ -42,9 +42,11 @@ def get_config(arg: str | None = None):
   config.test.batch_size = 16
 
   variants = base.parse_variant(arg)
-  unknown = variants - {'small', 'tiny'}
+  unknown = base.apply_common_variants(config, variants - {'small'}) - {'tiny'}
   if unknown:
-    raise ValueError(f'configs/demo.py: unknown variant(s) {sorted(unknown)}; known: small, tiny')
+    raise ValueError(
+      f'configs/demo.py: unknown variant(s) {sorted(unknown)}; known: small, tiny, baseline'
+    )
   if 'tiny' in variants:
     data.annotation_file = 'data/synthetic_tiny/annotations.json'
     data.feature_dir = 'data/synthetic_tiny/features'

@@ -63,11 +63,17 @@ def local_attention(q, k, v, q_mask, kv_mask, *, window_size: int) -> jax.Array:
   k_c = _with_neighbours(jnp.pad(k, pad4), chunk)  # [B, n, 3c, H, D]
   v_c = _with_neighbours(jnp.pad(v, pad4), chunk)
   key_valid = _with_neighbours(jnp.pad(kv_mask, [(0, 0), (0, extra)]), chunk)  # [B, n, 3c]
-  in_seq = _with_neighbours(jnp.pad(jnp.ones((1, t), bool), [(0, 0), (0, extra)]), chunk)[0]  # [n, 3c]
-  offset = jnp.arange(3 * chunk)[None, :] - chunk - jnp.arange(chunk)[:, None]  # key - query, [c, 3c]
+  in_seq = _with_neighbours(jnp.pad(jnp.ones((1, t), bool), [(0, 0), (0, extra)]), chunk)[
+    0
+  ]  # [n, 3c]
+  offset = (
+    jnp.arange(3 * chunk)[None, :] - chunk - jnp.arange(chunk)[:, None]
+  )  # key - query, [c, 3c]
   allowed = (jnp.abs(offset) <= half)[None] & in_seq[:, None, :]  # [n, c, 3c]
   scores = jnp.einsum('bnchd,bnkhd->bhnck', q_c, k_c)
-  scores = scores + jnp.where(key_valid, 0.0, _PAD_KEY_BIAS).astype(scores.dtype)[:, None, :, None, :]
+  scores = (
+    scores + jnp.where(key_valid, 0.0, _PAD_KEY_BIAS).astype(scores.dtype)[:, None, :, None, :]
+  )
   scores = jnp.where(allowed[None, None], scores, _NEG)
   q_valid = jnp.pad(q_mask, [(0, 0), (0, extra)]).reshape(b, 1, n, chunk, 1)
   probs = jax.nn.softmax(scores, axis=-1) * q_valid.astype(scores.dtype)

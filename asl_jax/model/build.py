@@ -38,5 +38,11 @@ def build_model(config: ml_collections.ConfigDict) -> ActionDetector:
     head_kernel_size=m.head_kernel_size,
     cls_prior_prob=m.cls_prior_prob,
     empty_classes=tuple(m.empty_classes),
+    channel_theta=m.channel_theta,
+    cls_gaussian=m.ase.cls_gaussian,
+    loc_gaussian=m.ase.loc_gaussian,
+    num_loc_gaussians=m.ase.num_loc_gaussians,
+    shared_gaussian=m.ase.shared_gaussian,
+    instance_evaluator=m.ase.instance_evaluator,
     dtype=DTYPES[m.dtype],
   )

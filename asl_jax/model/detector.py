@@ -12,6 +12,7 @@ from asl_jax.model.encoder import ConvTransformerEncoder
 from asl_jax.model.heads import ClassificationHead, RegressionHead
 from asl_jax.model.layers import Dtype
 from asl_jax.model.neck import FPN1D, IdentityNeck
+from asl_jax.model.sensitivity import ClassGaussians, InstanceEvaluator
 
 
 class ActionDetector(nn.Module):
@@ -39,6 +40,13 @@ class ActionDetector(nn.Module):
   head_kernel_size: int = 3
   cls_prior_prob: float = 0.01
   empty_classes: Sequence[int] = ()
+  # ASL (0 / 'none' / False everywhere gives the ActionFormer baseline).
+  channel_theta: float = 0.0  # Weight of channel attention in the stem blocks (paper theta).
+  cls_gaussian: str = 'none'  # Class-level Gaussian for classification: learnable | fixed | none.
+  loc_gaussian: str = 'none'  # Class-level Gaussians for localisation: learnable | fixed | none.
+  num_loc_gaussians: int = 2  # 2: start and end; 1: one for both.
+  shared_gaussian: bool = False  # One Gaussian per class for every sub-task.
+  instance_evaluator: bool = False  # Instance-level quality heads q_cls, q_loc.
   dtype: Dtype = jnp.float32  # Compute dtype; parameters stay float32.
 
   @nn.compact
@@ -47,23 +55,28 @@ class ActionDetector(nn.Module):
 
     Returns:
       dict with ``cls_logits`` ``[B, P, K]`` (float32), ``offsets`` ``[B, P, 2]`` (float32),
-      ``mask`` ``[B, P]`` and ``features`` (per-level neck outputs ``[B, T_l, C]``).
+      ``mask`` ``[B, P]``, ``features`` (per-level neck outputs ``[B, T_l, C]``),
+      ``encoder_level0`` ``[B, T, C]`` (read by the contrastive loss), ``gaussians`` (the class
+      Gaussians, see ``ClassGaussians``) and, with the instance evaluator, ``q_cls`` / ``q_loc``
+      ``[B, P]``.
     """
     x = feats.astype(self.dtype)
     levels, masks = ConvTransformerEncoder(
-      self.embed_dim,
-      self.num_heads,
-      self.num_embed_convs,
-      self.num_stem,
-      self.num_branch,
-      self.embed_kernel_size,
-      tuple(self.window_sizes),
-      self.mlp_ratio,
-      self.dropout,
-      self.droppath,
-      self.dtype,
+      embed_dim=self.embed_dim,
+      num_heads=self.num_heads,
+      num_embed_convs=self.num_embed_convs,
+      num_stem=self.num_stem,
+      num_branch=self.num_branch,
+      embed_kernel_size=self.embed_kernel_size,
+      window_sizes=tuple(self.window_sizes),
+      mlp_ratio=self.mlp_ratio,
+      dropout=self.dropout,
+      droppath=self.droppath,
+      channel_theta=self.channel_theta,
+      dtype=self.dtype,
       name='encoder',
     )(x, mask, deterministic=deterministic)
+    encoder_level0 = levels[0]
     if self.neck == 'identity':
       if self.fpn_dim != self.embed_dim:
         raise ValueError(
@@ -92,9 +105,26 @@ class ActionDetector(nn.Module):
       self.dtype,
       name='reg_head',
     )(levels, masks)
-    return {
+    outputs = {
       'cls_logits': jnp.concatenate(logits, axis=1),
       'offsets': jnp.concatenate(offsets, axis=1),
       'mask': jnp.concatenate(masks, axis=1),
       'features': levels,
+      'encoder_level0': encoder_level0,
+      'gaussians': ClassGaussians(
+        self.num_classes,
+        cls_mode=self.cls_gaussian,
+        loc_mode=self.loc_gaussian,
+        num_loc=self.num_loc_gaussians,
+        shared=self.shared_gaussian,
+        name='class_gaussians',
+      )(),
     }
+    if self.instance_evaluator:
+      outputs['q_cls'] = InstanceEvaluator(self.head_dim, dtype=self.dtype, name='q_cls')(
+        levels, masks
+      )
+      outputs['q_loc'] = InstanceEvaluator(self.head_dim, dtype=self.dtype, name='q_loc')(
+        levels, masks
+      )
+    return outputs

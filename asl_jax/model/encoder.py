@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from asl_jax.model.attention import MaskedMHCA
+from asl_jax.model.channel_attention import ChannelAttention
 from asl_jax.model.layers import (
   AffineDropPath,
   Dtype,
@@ -20,8 +21,12 @@ from asl_jax.model.layers import (
 
 
 class TransformerBlock(nn.Module):
-  """Pre-LN block: ``y = skip(x) + ADP(MHCA(LN(x)))``; ``y = y + ADP(MLP(LN(y)))``.
+  """Pre-LN block: ``y = skip(x) + ADP(A(LN(x)))``; ``y = y + ADP(MLP(LN(y)))``.
 
+  ``A`` is temporal attention (MHCA) or, with ``channel_theta > 0`` (ASL eq. 1), the fusion
+  ``(1 - theta) MHCA + theta CA`` of temporal and channel attention computed in parallel on the
+  same normalised input, before the residual and the MLP as in the paper (the released code
+  fuses after each branch's own MLP). Channel attention runs only in stride-1 blocks.
   With ``stride == 2`` the attention's q/k/v convs and the max-pool skip halve the length.
   """
 
@@ -32,15 +37,20 @@ class TransformerBlock(nn.Module):
   mlp_ratio: int = 4
   dropout: float = 0.0  # After the attention projection and inside the MLP.
   droppath: float = 0.0
+  channel_theta: float = 0.0  # ASL's theta; 0 disables channel attention.
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, mask, *, deterministic: bool) -> tuple[jax.Array, jax.Array]:
     """x ``[B, T, C]``, mask ``[B, T]`` -> (``[B, T/stride, C]``, mask)."""
     c = self.embed_dim
+    h_in = layer_norm('ln1', self.dtype)(x)
     attn, out_mask = MaskedMHCA(
       c, self.num_heads, self.window_size, self.stride, self.dropout, self.dtype, name='attn'
-    )(layer_norm('ln1', self.dtype)(x), mask, deterministic=deterministic)
+    )(h_in, mask, deterministic=deterministic)
+    if self.channel_theta > 0 and self.stride == 1:
+      channel = ChannelAttention(c, self.num_heads, self.dtype, name='channel_attn')(h_in, mask)
+      attn = (1.0 - self.channel_theta) * attn + self.channel_theta * channel
     m = out_mask[..., None].astype(x.dtype)
     y = max_pool_skip(x, self.stride) * m
     y = y + AffineDropPath(self.droppath, name='drop_path_attn')(attn, deterministic=deterministic)
@@ -71,6 +81,7 @@ class ConvTransformerEncoder(nn.Module):
   mlp_ratio: int = 4
   dropout: float = 0.0
   droppath: float = 0.1
+  channel_theta: float = 0.0  # ASL's theta for the stride-1 (stem) blocks; 0 disables.
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -93,14 +104,15 @@ class ConvTransformerEncoder(nn.Module):
 
     def block(name, stride, window):
       return TransformerBlock(
-        self.embed_dim,
-        self.num_heads,
-        window,
-        stride,
-        self.mlp_ratio,
-        self.dropout,
-        self.droppath,
-        self.dtype,
+        embed_dim=self.embed_dim,
+        num_heads=self.num_heads,
+        window_size=window,
+        stride=stride,
+        mlp_ratio=self.mlp_ratio,
+        dropout=self.dropout,
+        droppath=self.droppath,
+        channel_theta=self.channel_theta,
+        dtype=self.dtype,
         name=name,
       )
 

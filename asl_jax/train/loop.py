@@ -179,13 +179,18 @@ def train_and_evaluate(
 
   # ---------------------------------------------------------------- step
   points = seg_ops.make_points(data.max_seq_len, config.model.regression_ranges)
+  t = config.train
   loss_cfg = step_lib.LossConfig(
     num_classes=data.num_classes,
-    center_sample_radius=config.train.center_sample_radius,
-    reg_loss_weight=config.train.reg_loss_weight,
-    focal_alpha=config.train.focal_alpha,
-    focal_gamma=config.train.focal_gamma,
-    label_smoothing=config.train.label_smoothing,
+    center_sample_radius=t.center_sample_radius,
+    reg_loss_weight=t.reg_loss_weight,
+    focal_alpha=t.focal_alpha,
+    focal_gamma=t.focal_gamma,
+    label_smoothing=t.label_smoothing,
+    sensitivity_loss_weight=t.sensitivity_loss_weight,
+    contrastive_weight=t.contrastive_weight,
+    contrastive_delta=t.contrastive_delta,
+    contrastive_temperature=t.contrastive_temperature,
   )
   train_step = step_lib.jit_train_step(
     step_lib.make_train_step(

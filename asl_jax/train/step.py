@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -12,62 +11,9 @@ import numpy as np
 import optax
 
 from asl_jax import parallel
-from asl_jax.ops import assignment, losses
 from asl_jax.train import optim
+from asl_jax.train.objective import LossConfig, compute_losses
 from asl_jax.train.state import TrainState
-
-
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-  """Loss hyperparameters, explicit so the step never reads a config."""
-
-  num_classes: int
-  center_sample_radius: float = 1.5
-  reg_loss_weight: float = 1.0
-  focal_alpha: float = 0.25
-  focal_gamma: float = 2.0
-  label_smoothing: float = 0.0
-
-
-def compute_losses(
-  outputs: dict, batch: dict, points: jax.Array, loss_norm: jax.Array, cfg: LossConfig
-) -> tuple[jax.Array, dict]:
-  """Total loss and its terms for one (global) batch. ``loss_norm`` is the previous EMA value."""
-  targets = assignment.assign_batch(
-    points,
-    batch['segments'],
-    batch['labels'],
-    batch['segment_valid'],
-    num_classes=cfg.num_classes,
-    center_sample_radius=cfg.center_sample_radius,
-  )
-  valid = outputs['mask']
-  positive = targets['positive'] & valid
-  num_pos = positive.sum().astype(jnp.float32)
-  norm = jax.lax.stop_gradient(losses.update_loss_normalizer(loss_norm, num_pos))
-  cls_loss = (
-    losses.focal_loss_sum(
-      outputs['cls_logits'],
-      targets['cls'],
-      valid.astype(jnp.float32),
-      alpha=cfg.focal_alpha,
-      gamma=cfg.focal_gamma,
-      label_smoothing=cfg.label_smoothing,
-    )
-    / norm
-  )
-  reg_loss = (
-    losses.diou_loss_sum(outputs['offsets'], targets['offsets'], positive.astype(jnp.float32))
-    / norm
-  )
-  total = cls_loss + cfg.reg_loss_weight * reg_loss
-  return total, {
-    'loss': total,
-    'cls_loss': cls_loss,
-    'reg_loss': reg_loss,
-    'num_pos': num_pos,
-    'loss_norm': norm,
-  }
 
 
 def make_train_step(
@@ -107,6 +53,8 @@ def make_train_step(
       loss_norm=metrics['loss_norm'],
     )
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads), learning_rate=schedule(state.step))
+    for name, value in params.get('class_gaussians', {}).items():  # Interpretable: log them.
+      metrics[f'gaussians/{name}_mean'] = jnp.mean(value)
     return new_state, metrics
 
   return train_step

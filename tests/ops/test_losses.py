@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from asl_jax.ops import losses
-from asl_jax.train import step as step_lib
+from asl_jax.train import objective
 from tests import fixture_utils
 
 
@@ -41,9 +41,9 @@ def test_losses_match_reference_from_stored_outputs(fx):
     'mask': jnp.asarray(fixture_utils.concat_levels(fx, 'out/fpn_masks_')),
   }
   batch = {'segments': segs, 'labels': labels, 'segment_valid': valid}
-  cfg = step_lib.LossConfig(num_classes=fx['config']['model_kwargs']['num_classes'])
+  cfg = objective.LossConfig(num_classes=fx['config']['model_kwargs']['num_classes'])
   total, terms = jax.jit(
-    lambda o, b: step_lib.compute_losses(o, b, fixture_utils.points(fx), jnp.float32(100.0), cfg)
+    lambda o, b: objective.compute_losses(o, b, fixture_utils.points(fx), jnp.float32(100.0), cfg)
   )(outputs, batch)
   np.testing.assert_allclose(terms['loss_norm'], fx['loss/loss_normalizer'], rtol=1e-7)
   assert float(terms['num_pos']) == int(fx['loss/num_pos'])

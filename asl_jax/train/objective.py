@@ -1,0 +1,100 @@
+"""The training objective: ``L = L_cls + L_loc + L_s + lambda L_ASCL`` (ASL eq. 15) on one batch."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from asl_jax.ops import assignment, losses
+from asl_jax.ops import segments as seg_ops
+from asl_jax.ops import sensitivity as sens
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Loss hyperparameters, explicit so the step never reads a config."""
+
+  num_classes: int
+  center_sample_radius: float = 1.5
+  reg_loss_weight: float = 1.0
+  focal_alpha: float = 0.25
+  focal_gamma: float = 2.0
+  label_smoothing: float = 0.0
+  sensitivity_loss_weight: float = 1.0  # Weight of L_s (instance-level quality regression).
+  contrastive_weight: float = 0.0  # lambda of L_ASCL (paper: 0.3); 0 skips the term.
+  contrastive_delta: float = 0.2  # delta: half-width of the sensitive ranges, in action lengths.
+  contrastive_temperature: float = 0.07  # tau of exp(cos / tau).
+
+
+def compute_losses(
+  outputs: dict, batch: dict, points: jax.Array, loss_norm: jax.Array, cfg: LossConfig
+) -> tuple[jax.Array, dict]:
+  """Total loss and its terms for one (global) batch. ``loss_norm`` is the previous EMA value.
+
+  Without ASL parts in ``outputs`` (no Gaussians, no q) and ``contrastive_weight == 0`` this is
+  ActionFormer's objective: focal loss over valid points and DIoU over positives, divided by the
+  EMA of the positive count. With them, positive points are reweighted by the action
+  sensitivities of the ground truth that was assigned to them (paper eq. 8-10).
+  """
+  targets = assignment.assign_batch(
+    points,
+    batch['segments'],
+    batch['labels'],
+    batch['segment_valid'],
+    num_classes=cfg.num_classes,
+    center_sample_radius=cfg.center_sample_radius,
+  )
+  valid = outputs['mask']
+  positive = targets['positive'] & valid
+  pos_f = positive.astype(jnp.float32)
+  num_pos = positive.sum().astype(jnp.float32)
+  norm = jax.lax.stop_gradient(losses.update_loss_normalizer(loss_norm, num_pos))
+
+  assigned = targets['assigned']
+  take = lambda a: jnp.take_along_axis(a, assigned, axis=1)  # [B, M, ...] -> [B, P, ...]
+  assigned_labels = take(batch['labels'])
+  assigned_segments = jnp.take_along_axis(batch['segments'], assigned[..., None], axis=1)
+  d = sens.normalized_distance(points[None, :, 0], assigned_segments)
+  p = sens.class_sensitivity(d, assigned_labels, outputs.get('gaussians', {'cls': None, 'loc': []}))
+  q_cls, q_loc = outputs.get('q_cls'), outputs.get('q_loc')
+  h_cls, h_loc = sens.sensitivity_weights(p, q_cls, q_loc, valid.shape)
+
+  cls_weights = jnp.where(positive, h_cls, 1.0) * valid
+  cls_loss = (
+    losses.focal_loss_sum(
+      outputs['cls_logits'],
+      targets['cls'],
+      cls_weights,
+      alpha=cfg.focal_alpha,
+      gamma=cfg.focal_gamma,
+      label_smoothing=cfg.label_smoothing,
+    )
+    / norm
+  )
+  reg_loss = losses.diou_loss_sum(outputs['offsets'], targets['offsets'], pos_f * h_loc) / norm
+  total = cls_loss + cfg.reg_loss_weight * reg_loss
+  terms = {'cls_loss': cls_loss, 'reg_loss': reg_loss}
+
+  if q_cls is not None:
+    iou, _ = seg_ops.offsets_iou_terms(outputs['offsets'].astype(jnp.float32), targets['offsets'])
+    target_cls, target_loc = sens.quality_targets(outputs['cls_logits'], assigned_labels, iou)
+    squared = jnp.square(q_cls - target_cls) + jnp.square(q_loc - target_loc)
+    terms['sensitivity_loss'] = jnp.sum(squared * pos_f) / norm
+    total = total + cfg.sensitivity_loss_weight * terms['sensitivity_loss']
+  if cfg.contrastive_weight > 0:
+    pooled = sens.sensitive_features(
+      outputs['encoder_level0'].astype(jnp.float32),
+      batch['mask'],
+      batch['segments'],
+      batch['labels'],
+      batch['segment_valid'],
+      outputs['gaussians'],
+      delta=cfg.contrastive_delta,
+    )
+    terms['contrastive_loss'] = sens.contrastive_loss(
+      pooled, batch['labels'], batch['segment_valid'], temperature=cfg.contrastive_temperature
+    )
+    total = total + cfg.contrastive_weight * terms['contrastive_loss']
+  return total, {'loss': total, **terms, 'num_pos': num_pos, 'loss_norm': norm}
