@@ -59,7 +59,12 @@ def load_videos(
       feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext
     )
     feats = features_lib.load_features(path, expected_dim=input_dim, video_id=record.video_id)
-    geometry = FeatureGeometry(feat_stride=feat_stride, num_frames=num_frames, fps=record.fps)
+    fps = record.fps
+    if fps <= 0:  # Unknown (flat/super-events files): the feature rate, as the reference infers it.
+      if record.duration <= 0:
+        raise ValueError(f'video {record.video_id!r}: fps unknown and duration {record.duration} <= 0')
+      fps = len(feats) * feat_stride / record.duration
+    geometry = FeatureGeometry(feat_stride=feat_stride, num_frames=num_frames, fps=fps)
     segments = geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2)
     videos.append(Video(record, feats, geometry, segments, record.labels.astype(np.int32)))
   return videos

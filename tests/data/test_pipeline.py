@@ -1,0 +1,90 @@
+"""Numpy batching: windows keep actions, padding/masks, unknown fps, eval completeness."""
+
+import numpy as np
+import pytest
+
+from asl_jax.data import pipeline
+from asl_jax.data.records import AnnotationSet, VideoRecord
+
+
+def _annotations(tmp_path, fps: float, t: int = 50):
+  (tmp_path / 'f').mkdir(exist_ok=True)
+  np.save(tmp_path / 'f' / 'v.npy', np.ones((t, 3), np.float32))
+  rec = VideoRecord('v', 'train', 10.0, fps, np.array([[2.0, 4.0]]), np.array([0], np.int32))
+  return AnnotationSet('mem', [rec], ['a'])
+
+
+def test_unknown_fps_is_the_feature_rate(tmp_path):
+  # 50 features over 10 s with stride 1 -> 5 features per second; 2 s -> grid (2*5 - 0.5)/1.
+  videos = pipeline.load_videos(
+    _annotations(tmp_path, -1.0),
+    ['train'],
+    feature_dir=str(tmp_path / 'f'),
+    input_dim=3,
+    feat_stride=1.0,
+    num_frames=1.0,
+  )
+  assert videos[0].geometry.fps == pytest.approx(5.0)
+  np.testing.assert_allclose(videos[0].segments, [[9.5, 19.5]])
+
+
+def test_known_fps_is_kept(tmp_path):
+  videos = pipeline.load_videos(
+    _annotations(tmp_path, 30.0),
+    ['train'],
+    feature_dir=str(tmp_path / 'f'),
+    input_dim=3,
+    feat_stride=4.0,
+    num_frames=16.0,
+  )
+  np.testing.assert_allclose(videos[0].segments, [[(2 * 30 - 8) / 4, (4 * 30 - 8) / 4]])
+
+
+def test_random_window_keeps_enough_of_an_action():
+  rng = np.random.default_rng(0)
+  segs = np.array([[10.0, 30.0], [200.0, 260.0], [500.0, 505.0]], np.float32)
+  for _ in range(200):
+    start, window, keep, _ = pipeline.random_window(
+      600, segs, max_seq_len=128, trunc_thresh=0.5, crop_ratio=(0.9, 1.0), rng=rng
+    )
+    assert window == 128 and 0 <= start <= 600 - 128 and keep.any()
+    inter = np.clip(np.minimum(start + window, segs[:, 1]) - np.maximum(start, segs[:, 0]), 0, None)
+    frac = inter / (segs[:, 1] - segs[:, 0])
+    assert (frac[keep] >= 0.5).all() and (frac[~keep] < 0.5).all()
+
+
+def test_fallback_window_when_no_crop_keeps_an_action():
+  # One action longer than the window: no window can hold half of it; the fallback keeps it.
+  segs = np.array([[0.0, 400.0]], np.float32)
+  start, window, keep, fallback = pipeline.random_window(
+    500, segs, max_seq_len=64, trunc_thresh=0.5, crop_ratio=(), rng=np.random.default_rng(1)
+  )
+  assert fallback and keep.all() and window == 64
+
+
+def test_eval_batches_cover_every_video_once_and_bound_shapes():
+  rng = np.random.default_rng(0)
+  videos = []
+  for i, t in enumerate([30, 64, 65, 200, 20, 128]):
+    rec = VideoRecord(f'v{i}', 'test', 1.0, 30.0, np.zeros((0, 2)), np.zeros(0, np.int32))
+    videos.append(
+      pipeline.Video(
+        rec,
+        rng.normal(size=(t, 2)).astype(np.float32),
+        None,
+        np.zeros((0, 2), np.float32),
+        np.zeros(0, np.int32),
+      )
+    )
+  seen, shapes = [], set()
+  for batch in pipeline.eval_batches(videos, batch_size=4, max_seq_len=64):
+    shapes.add(batch.feats.shape)
+    for row, v in enumerate(batch.videos):
+      if v is None:
+        assert not batch.mask[row].any()
+        continue
+      seen.append(v.video_id)
+      assert batch.mask[row].sum() == len(v.feats)
+      np.testing.assert_array_equal(batch.feats[row, : len(v.feats)], v.feats)
+  assert sorted(seen) == sorted(v.video_id for v in videos)
+  assert {s[1] for s in shapes} == {64, 128, 256}
