@@ -1,0 +1,165 @@
+"""``python -m asl_jax.predict`` end to end: a 2-step checkpoint, two unseen feature files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from asl_jax import predict
+from asl_jax.train import loop
+from tests.train.test_end_to_end import tiny_config
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('predict')
+  config = tiny_config(tmp)
+  loop.train_and_evaluate(config, str(tmp / 'workdir'))
+  return config, tmp
+
+
+def _run_cli(config, tmp, *args):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
+  # The persistent compilation cache the test session uses (conftest.py), when there is one.
+  env.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO_ROOT / '.jax_cache'))
+  env.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+  cmd = [
+    sys.executable,
+    '-m',
+    'asl_jax.predict',
+    '--config=configs/demo.py:tiny',
+    f'--config.data.annotation_file={config.data.annotation_file}',
+    f'--config.data.feature_dir={config.data.feature_dir}',
+    *args,
+  ]
+  proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, f'predict failed:\n{proc.stdout}\n{proc.stderr[-4000:]}'
+  return proc
+
+
+def test_predict_cli_on_unseen_feature_files(trained):
+  config, tmp = trained
+  data = json.loads(pathlib.Path(config.data.annotation_file).read_text())['database']
+  feature_dir = pathlib.Path(config.data.feature_dir)
+  inputs = tmp / 'unseen'
+  inputs.mkdir()
+  # An evaluation video as .npy (its detections must equal the training run's) and a new video
+  # longer than max_seq_len as .npz (a second padded length).
+  eval_id = sorted(v for v, a in data.items() if a['subset'] == config.data.eval_subset)[0]
+  shutil.copy(feature_dir / f'{eval_id}.npy', inputs / f'{eval_id}.npy')
+  train_ids = sorted(v for v, a in data.items() if a['subset'] == config.data.train_subset)
+  long_feats = np.concatenate([np.load(feature_dir / f'{v}.npy') for v in train_ids[:2]])
+  assert len(long_feats) > config.data.max_seq_len
+  np.savez(inputs / 'unseen_long.npz', feats=long_feats)
+  lengths = {eval_id: len(np.load(inputs / f'{eval_id}.npy')), 'unseen_long': len(long_feats)}
+
+  out, out_csv = tmp / 'pred.json', tmp / 'pred.csv'
+  proc = _run_cli(
+    config,
+    tmp,
+    f'--checkpoint={tmp / "workdir"}',
+    f'--features={inputs / f"{eval_id}.npy"}',
+    f'--features={inputs / "unseen_long.npz"}',
+    f'--out={out}',
+    f'--csv={out_csv}',
+    '--fps=30',
+  )
+  assert 'detections for 2 videos' in proc.stdout
+
+  results = json.loads(out.read_text())['results']
+  assert set(results) == set(lengths)
+  class_names = {a['label'] for v in data.values() for a in v['annotations']}
+  for vid, dets in results.items():
+    duration = ((lengths[vid] - 1) * config.data.feat_stride + config.data.num_frames) / 30
+    assert 0 < len(dets) <= config.test.max_seg_num
+    for d in dets:
+      s, e = d['segment']
+      assert 0.0 <= s <= e <= duration + 1e-4
+      assert d['label'] in class_names
+    scores = [d['score'] for d in dets]
+    assert scores == sorted(scores, reverse=True)
+
+  # Same EMA weights and post-processing as the training run's final evaluation.
+  reference = json.loads((tmp / 'workdir' / 'detections.json').read_text())['results'][eval_id]
+  assert len(results[eval_id]) == len(reference)
+  np.testing.assert_allclose(
+    [d['score'] for d in results[eval_id]], [d['score'] for d in reference], rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    [d['segment'] for d in results[eval_id]], [d['segment'] for d in reference], atol=2e-4
+  )
+  assert [d['label'] for d in results[eval_id]] == [d['label'] for d in reference]
+
+  with open(out_csv, newline='') as f:
+    rows = list(csv.DictReader(f))
+  assert list(rows[0]) == ['video_id', 'start', 'end', 'label', 'score']
+  assert len(rows) == sum(len(d) for d in results.values())
+  for vid, dets in results.items():
+    mine = [r for r in rows if r['video_id'] == vid]
+    assert [r['label'] for r in mine] == [d['label'] for d in dets]
+    np.testing.assert_allclose(
+      [(float(r['start']), float(r['end'])) for r in mine], [d['segment'] for d in dets], atol=1e-4
+    )
+    np.testing.assert_allclose([float(r['score']) for r in mine], [d['score'] for d in dets])
+
+
+def test_checkpoint_paths_and_fallback_names(trained, tmp_path):
+  config, tmp = trained
+  workdir = tmp / 'workdir'
+  assert predict.resolve_checkpoint(workdir) == (workdir / 'checkpoints', 2)
+  assert predict.resolve_checkpoint(workdir / 'checkpoints') == (workdir / 'checkpoints', 2)
+  assert predict.resolve_checkpoint(workdir / 'checkpoints' / '1') == (workdir / 'checkpoints', 1)
+  with pytest.raises(FileNotFoundError, match='no checkpoint'):
+    predict.resolve_checkpoint(tmp_path)
+
+  config = config.copy_and_resolve_references()
+  config.data.annotation_file = str(tmp_path / 'missing.json')
+  assert predict.class_names_of(config) == [f'class_{i}' for i in range(config.data.num_classes)]
+
+
+def test_restore_rejects_a_config_of_another_model(trained):
+  import jax
+  import jax.numpy as jnp
+
+  from asl_jax.model.build import build_model
+
+  config, tmp = trained
+  config = config.copy_and_resolve_references()
+  config.model.head_dim = 24
+  model = build_model(config)
+  length, dim = config.data.max_seq_len, config.data.input_dim
+  template = jax.eval_shape(
+    lambda: model.init(
+      jax.random.PRNGKey(0), jnp.zeros((1, length, dim)), jnp.ones((1, length), bool)
+    )['params']
+  )
+  with pytest.raises(ValueError, match='does not match the model'):
+    predict.restore_params(tmp / 'workdir', template)
+
+
+def test_feature_inputs(tmp_path):
+  (tmp_path / 'd').mkdir()
+  np.save(tmp_path / 'd' / 'pre_a.npy', np.zeros((5, 3), np.float32))
+  np.savez(tmp_path / 'd' / 'b.npz', feats=np.ones((9, 3), np.float32))
+  (tmp_path / 'd' / 'notes.txt').write_text('ignored')
+  files = predict.find_feature_files([tmp_path / 'd'])
+  assert [f.name for f in files] == ['b.npz', 'pre_a.npy']
+  videos = predict.load_videos(
+    files, input_dim=3, feat_stride=4, num_frames=16, fps=25.0, prefix='pre_'
+  )
+  assert [v.video_id for v in videos] == ['b', 'a']
+  assert [v.record.duration for v in videos] == [(8 * 4 + 16) / 25, (4 * 4 + 16) / 25]
+  with pytest.raises(ValueError, match="'b' comes from both"):
+    predict.load_videos(files + files[:1], input_dim=3, feat_stride=4, num_frames=16, fps=25.0)
+  with pytest.raises(FileNotFoundError):
+    predict.find_feature_files([tmp_path / 'nothing'])
