@@ -40,6 +40,7 @@ from asl_jax.data import pipeline  # noqa: E402
 from asl_jax.data.geometry import FeatureGeometry  # noqa: E402
 from asl_jax.data.records import VideoRecord  # noqa: E402
 from asl_jax.evaluation import evaluator as evaluator_lib  # noqa: E402
+from asl_jax.evaluation import score_fusion  # noqa: E402
 from asl_jax.model.build import build_model  # noqa: E402
 from asl_jax.train import loop  # noqa: E402 - the Detector's settings live with the loop
 
@@ -311,6 +312,19 @@ def _define_flags() -> types.SimpleNamespace:
     use_raw_weights=flags.DEFINE_bool(
       'use_raw_weights', False, 'Use the raw weights instead of their EMA.'
     ),
+    external_scores=flags.DEFINE_string(
+      'external_scores',
+      None,
+      'ActivityNet-style fusion: JSON {"results": {video: [K class scores]}} of a video-level '
+      'classifier; each detection is relabelled with its top classes (see --external_top_k).',
+    ),
+    external_class_names=flags.DEFINE_string(
+      'external_class_names', None, 'Class-name CSV (header line, one name per line) for fusion.'
+    ),
+    external_top_k=flags.DEFINE_integer('external_top_k', 2, 'Classes per video in fusion.'),
+    external_num_pred=flags.DEFINE_integer(
+      'external_num_pred', 200, 'Detections per video kept before fusion.'
+    ),
   )
   flags.mark_flags_as_required(['config', 'checkpoint', 'features'])
   return holders
@@ -331,6 +345,16 @@ def main(argv, args: types.SimpleNamespace) -> None:
     duration=args.duration.value,
     use_raw_weights=args.use_raw_weights.value,
   )
+  if args.external_scores.value:
+    if not args.external_class_names.value:
+      raise app.UsageError('--external_scores needs --external_class_names')
+    class_names = annotations_lib.read_class_names(args.external_class_names.value)
+    detections = score_fusion.fuse_scores(
+      detections,
+      score_fusion.load_external_scores(args.external_scores.value, num_classes=len(class_names)),
+      top_k_classes=args.external_top_k.value,
+      num_pred=args.external_num_pred.value,
+    )
   out, csv_path = args.out.value, args.csv.value
   evaluator_lib.write_detections(out, detections, class_names)
   if csv_path:

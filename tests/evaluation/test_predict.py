@@ -163,3 +163,35 @@ def test_feature_inputs(tmp_path):
     predict.load_videos(files + files[:1], input_dim=3, feat_stride=4, num_frames=16, fps=25.0)
   with pytest.raises(FileNotFoundError):
     predict.find_feature_files([tmp_path / 'nothing'])
+
+
+def test_predict_cli_with_external_score_fusion(trained):
+  config, tmp = trained
+  data = json.loads(pathlib.Path(config.data.annotation_file).read_text())['database']
+  eval_id = sorted(v for v, a in data.items() if a['subset'] == config.data.eval_subset)[0]
+  feature = pathlib.Path(config.data.feature_dir) / f'{eval_id}.npy'
+  names = tmp / 'names.csv'
+  names.write_text('action\nalpha\nbeta\ngamma\n')
+  scores = tmp / 'cls.json'
+  scores.write_text(json.dumps({'results': {eval_id: [0.1, 0.64, 0.25]}}))
+  plain, fused = tmp / 'plain.json', tmp / 'fused.json'
+  _run_cli(
+    config, tmp, f'--checkpoint={tmp / "workdir"}', f'--features={feature}', f'--out={plain}'
+  )
+  _run_cli(
+    config,
+    tmp,
+    f'--checkpoint={tmp / "workdir"}',
+    f'--features={feature}',
+    f'--out={fused}',
+    f'--external_scores={scores}',
+    f'--external_class_names={names}',
+    '--external_num_pred=5',
+  )
+  base = json.loads(plain.read_text())['results'][eval_id][:5]
+  out = json.loads(fused.read_text())['results'][eval_id]
+  # Top-2 external classes are beta (0.64) then gamma (0.25); every kept detection appears once
+  # for each, with score sqrt(class score * detection score).
+  assert [d['label'] for d in out] == ['beta'] * len(base) + ['gamma'] * len(base)
+  expected = [np.sqrt(0.64 * d['score']) for d in base] + [np.sqrt(0.25 * d['score']) for d in base]
+  np.testing.assert_allclose([d['score'] for d in out], expected, rtol=1e-6)
