@@ -67,7 +67,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if data.max_seq_len <= 0 or data.max_seq_len % stride:
     problems.append(
       f'data.max_seq_len={data.max_seq_len} is not divisible by the pyramid stride '
-      f'{model.scale_factor}**{model.arch[2]} = {stride}; try {max(stride, data.max_seq_len // stride * stride)}'
+      f'{model.scale_factor}**{model.arch[2]} = {stride}; '
+      f'try {max(stride, data.max_seq_len // stride * stride)}'
     )
   if len(model.regression_ranges) != num_levels:
     problems.append(
@@ -93,7 +94,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     problems.append(f"model.neck must be 'identity' or 'fpn', got {model.neck!r}")
   if model.neck == 'identity' and model.fpn_dim != model.embed_dim:
     problems.append(
-      f'model.neck=identity needs model.fpn_dim ({model.fpn_dim}) == model.embed_dim ({model.embed_dim})'
+      f'model.neck=identity needs model.fpn_dim ({model.fpn_dim}) '
+      f'== model.embed_dim ({model.embed_dim})'
     )
   if model.dtype not in ('float32', 'bfloat16'):
     problems.append(f"model.dtype must be 'float32' or 'bfloat16', got {model.dtype!r}")
@@ -103,7 +105,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     problems.append(f'data.input_dim must be >= 1, got {data.input_dim}')
   if data.feat_stride <= 0 or data.num_frames < 0:
     problems.append(
-      f'data.feat_stride must be > 0 and data.num_frames >= 0, got {data.feat_stride}, {data.num_frames}'
+      'data.feat_stride must be > 0 and data.num_frames >= 0, '
+      f'got {data.feat_stride}, {data.num_frames}'
     )
   if data.crop_ratio and (
     len(data.crop_ratio) != 2 or not 0 < data.crop_ratio[0] <= data.crop_ratio[1] <= 1

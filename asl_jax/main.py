@@ -1,6 +1,7 @@
-"""Command-line entry point: flags -> config -> ``train_and_evaluate``; nothing else.
+r"""Command-line entry point: flags -> config -> ``train_and_evaluate``; nothing else.
 
-python -m asl_jax.main --config=configs/demo.py --workdir=workdirs/demo [--config.train.batch_size=16]
+python -m asl_jax.main --config=configs/demo.py --workdir=workdirs/demo \
+  [--config.train.batch_size=16]
 """
 
 import logging

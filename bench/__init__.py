@@ -1,1 +1,1 @@
-"""Benchmarks: speed and memory, each printing ratios against a baseline measured in the same run."""
+"""Benchmarks: speed and memory, each printing ratios to a baseline measured in the same run."""

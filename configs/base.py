@@ -31,10 +31,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.eval_subset = 'test'  # Subset name(s) evaluated during and after training.
   data.max_seq_len = 2304  # Training window length in grid steps; divisible by the pyramid stride.
   data.trunc_thresh = 0.5  # A GT survives a random crop if this fraction of it stays inside.
-  data.crop_ratio = (
-    0.9,
-    1.0,
-  )  # Short videos are cropped to a random fraction in this range; () disables.
+  # Short videos are cropped to a random fraction in this range; () disables.
+  data.crop_ratio = (0.9, 1.0)
   data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
   # Synthetic data (configs/demo.py): generated into the folders above when they are missing.
   data.synthetic = ml_collections.ConfigDict()
@@ -123,7 +121,7 @@ SMALL_MODEL = dict(embed_dim=64, num_heads=4, fpn_dim=64, head_dim=64, window_si
 
 
 def apply_small_variant(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The ``:small`` variant: same data, a model and schedule that train on a laptop CPU in minutes."""
+  """The ``:small`` variant: same data; model and schedule that train on a laptop CPU in minutes."""
   config.model.update(SMALL_MODEL)
   config.model.arch = (2, 1, config.model.arch[2])
   config.train.batch_size = 8

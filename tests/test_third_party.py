@@ -20,12 +20,16 @@ def test_manifest_schema(path):
 
 def test_checksums_of_shared_annotation_files(annotations_dir):
   by_hash = {
-      hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in annotations_dir.iterdir() if p.is_file()
+    hashlib.sha256(p.read_bytes()).hexdigest(): p.name
+    for p in annotations_dir.iterdir()
+    if p.is_file()
   }
   checked = 0
   for path in MANIFESTS:
     for asset in json.loads(path.read_text())['assets']:
       if asset['sha256'] and asset['kind'] in ('annotations', 'predictions'):
-        assert asset['sha256'] in by_hash, f'{path.name}: {asset["file"]} checksum matches no shared file'
+        assert asset['sha256'] in by_hash, (
+          f'{path.name}: {asset["file"]} checksum matches no shared file'
+        )
         checked += 1
   assert checked >= 6

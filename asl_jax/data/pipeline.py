@@ -52,7 +52,7 @@ def load_videos(
   feat_stride: float,
   num_frames: float,
 ) -> list[Video]:
-  """Reads the feature file of every video of ``subsets`` and converts its segments to grid units."""
+  """Reads the features of every video of ``subsets`` and converts its segments to grid units."""
   videos = []
   for record in annotations.subset(subsets):
     path = features_lib.feature_path(
@@ -62,7 +62,9 @@ def load_videos(
     fps = record.fps
     if fps <= 0:  # Unknown (flat/super-events files): the feature rate, as the reference infers it.
       if record.duration <= 0:
-        raise ValueError(f'video {record.video_id!r}: fps unknown and duration {record.duration} <= 0')
+        raise ValueError(
+          f'video {record.video_id!r}: fps unknown and duration {record.duration} <= 0'
+        )
       fps = len(feats) * feat_stride / record.duration
     geometry = FeatureGeometry(feat_stride=feat_stride, num_frames=num_frames, fps=fps)
     segments = geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2)
@@ -153,7 +155,7 @@ def random_window(
 
 
 class TrainBatches:
-  """Deterministic training batches for one process: ``epoch(e)`` yields the same batches every time."""
+  """Deterministic training batches for one process: ``epoch(e)`` always yields the same batches."""
 
   def __init__(
     self,

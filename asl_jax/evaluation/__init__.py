@@ -1,1 +1,1 @@
-"""Post-processing (decode + NMS), detection mAP and the evaluator used in training and `evaluate`."""
+"""Post-processing (decode + NMS), detection mAP and the evaluator for training and `evaluate`."""

@@ -32,7 +32,7 @@ class NMSConfig:
 
 
 class Detector:
-  """Features -> detections: forward, candidate selection and batched NMS, jitted per padded length."""
+  """Features -> detections: forward, candidate selection, batched NMS; jitted per padded length."""
 
   def __init__(
     self,
@@ -142,7 +142,7 @@ def evaluate(
 def write_detections(
   path: str | pathlib.Path, detections: dict, class_names: Sequence[str]
 ) -> None:
-  """ActivityNet results format: ``{"results": {vid: [{"segment", "label", "score"}]}}`` (seconds)."""
+  """Writes ActivityNet results ``{"results": {vid: [{"segment", "label", "score"}]}}`` (sec)."""
   results = {
     vid: [
       {

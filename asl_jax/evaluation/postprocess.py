@@ -1,4 +1,4 @@
-"""Decoding: model outputs -> scored candidate segments per video (jitted) -> detections in seconds."""
+"""Decoding: model outputs -> scored candidates per video (jitted) -> detections in seconds."""
 
 from __future__ import annotations
 

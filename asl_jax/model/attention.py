@@ -37,7 +37,7 @@ def dense_attention(q, k, v, q_mask, kv_mask, *, window_size: int) -> jax.Array:
 
 
 def _with_neighbours(x: jax.Array, chunk: int) -> jax.Array:
-  """``[B, n*c, ...]`` -> ``[B, n, 3c, ...]``: each chunk with its left and right neighbour chunks."""
+  """``[B, n*c, ...]`` -> ``[B, n, 3c, ...]``: each chunk with its left and right neighbours."""
   b, length = x.shape[:2]
   n = length // chunk
   pad = [(0, 0), (chunk, chunk)] + [(0, 0)] * (x.ndim - 2)
@@ -63,12 +63,10 @@ def local_attention(q, k, v, q_mask, kv_mask, *, window_size: int) -> jax.Array:
   k_c = _with_neighbours(jnp.pad(k, pad4), chunk)  # [B, n, 3c, H, D]
   v_c = _with_neighbours(jnp.pad(v, pad4), chunk)
   key_valid = _with_neighbours(jnp.pad(kv_mask, [(0, 0), (0, extra)]), chunk)  # [B, n, 3c]
-  in_seq = _with_neighbours(jnp.pad(jnp.ones((1, t), bool), [(0, 0), (0, extra)]), chunk)[
-    0
-  ]  # [n, 3c]
-  offset = (
-    jnp.arange(3 * chunk)[None, :] - chunk - jnp.arange(chunk)[:, None]
-  )  # key - query, [c, 3c]
+  # [n, 3c]: keys that lie inside the unpadded sequence.
+  in_seq = _with_neighbours(jnp.pad(jnp.ones((1, t), bool), [(0, 0), (0, extra)]), chunk)[0]
+  # key - query, [c, 3c].
+  offset = jnp.arange(3 * chunk)[None, :] - chunk - jnp.arange(chunk)[:, None]
   allowed = (jnp.abs(offset) <= half)[None] & in_seq[:, None, :]  # [n, c, 3c]
   scores = jnp.einsum('bnchd,bnkhd->bhnck', q_c, k_c)
   scores = (

@@ -1,4 +1,4 @@
-"""Action Sensitivity Evaluator modules (ASL sec. 3.2): class-level Gaussians, instance evaluators."""
+"""Action Sensitivity Evaluator modules (ASL sec. 3.2): class Gaussians, instance evaluators."""
 
 from __future__ import annotations
 

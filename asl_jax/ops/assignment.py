@@ -1,4 +1,4 @@
-"""Label assignment: which ground-truth segment each point of the pyramid regresses and classifies."""
+"""Label assignment: the ground-truth segment each pyramid point regresses and classifies."""
 
 from __future__ import annotations
 

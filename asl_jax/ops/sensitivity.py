@@ -23,7 +23,7 @@ def effective_sigma(sigma: jax.Array) -> jax.Array:
 
 
 def normalized_distance(t: jax.Array, segments: jax.Array) -> jax.Array:
-  """``d = (t - centre) / length`` for points ``t`` [..., P] and segments [..., P, 2] (paper eq. 3)."""
+  """``d = (t - centre) / length`` for points ``t`` [..., P], segments [..., P, 2] (paper eq. 3)."""
   centre = 0.5 * (segments[..., 0] + segments[..., 1])
   length = jnp.maximum(segments[..., 1] - segments[..., 0], 1e-6)
   return (t - centre) / length
@@ -107,9 +107,10 @@ def sensitive_features(
 ) -> dict[str, jax.Array]:
   """Per ground truth: f_cls, f_loc (sensitivity-pooled) and f_bg (boundary background), eq. 11-13.
 
-  ``a_x = argmax_t p_x(t)`` over the action's frames (a missing Gaussian counts as uniform); ``T_cls = [a_cls +- delta N_f]``,
-  ``T_loc = [a_sot +- delta N_f] U [a_eot +- delta N_f]``, both within the action; features are
-  pooled with the (stop-gradient) Gaussian weights and divided by the frame count.
+  ``a_x = argmax_t p_x(t)`` over the action's frames (a missing Gaussian counts as uniform);
+  ``T_cls = [a_cls +- delta N_f]``, ``T_loc = [a_sot +- delta N_f] U [a_eot +- delta N_f]``, both
+  within the action; features are pooled with the (stop-gradient) Gaussian weights and divided by
+  the frame count.
   ``f_bg`` averages the frames in ``[s - delta N_f, s) U (e, e + delta N_f]`` inside the video.
   A frame ``t`` belongs to the action when ``floor(s) <= t <= ceil(e)``, so every action has at
   least one frame.

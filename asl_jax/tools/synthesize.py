@@ -137,9 +137,8 @@ class SyntheticVideo:
 
   features: np.ndarray  # [T, C] float32.
   starts: np.ndarray  # [N] int, first painted grid index of each instance.
-  lengths: (
-    np.ndarray
-  )  # [N] int, painted grid steps (the segment is [start - .5, start + len - .5]).
+  # [N] int, painted grid steps (the segment is [start - .5, start + len - .5]).
+  lengths: np.ndarray
   labels: np.ndarray  # [N] int.
   part_lengths: np.ndarray  # [N, 3] int, start/middle/end grid steps (sum = lengths).
   weak: np.ndarray  # [T] bool, frames inside some instance whose signal was weakened.

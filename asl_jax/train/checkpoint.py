@@ -1,4 +1,4 @@
-"""Orbax checkpoints of the train state plus a small JSON of loop metadata (epoch, data position)."""
+"""Orbax checkpoints of the train state plus a small JSON of loop metadata (epoch, data offset)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Checkpointer:
     )
 
   def restore(self, abstract_state: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
-    """Restores ``step`` (default: latest) into the structure, shapes and shardings of the target."""
+    """Restores ``step`` (default: latest) into the target's structure, shapes and shardings."""
     step = self.latest_step() if step is None else step
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
     restored = self.manager.restore(

@@ -1,4 +1,4 @@
-"""``train_and_evaluate(config, workdir)``: the whole training run, top to bottom in named sections."""
+"""``train_and_evaluate(config, workdir)``: the whole training run, in named sections."""
 
 from __future__ import annotations
 
@@ -271,7 +271,8 @@ def train_and_evaluate(
         workdir_path / 'detections.json', detections, annotations.class_names
       )
       print(
-        f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n{result.format_table()}'
+        f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n'
+        f'{result.format_table()}'
       )
   logger.info(
     'raw weights average mAP %.4f; EMA %.4f',

@@ -1,4 +1,4 @@
-"""AdamW with the reference's weight-decay groups, warmup + cosine schedule, and gradient clipping."""
+"""AdamW with the reference's weight-decay groups, warmup + cosine schedule, gradient clipping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import optax
 
 
 def decay_mask(params) -> dict:
-  """Weight decay on conv/linear kernels only: never on biases, norms, scales or drop-path scales."""
+  """Weight decay on conv/linear kernels only: never biases, norms, scales or drop-path scales."""
   return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == 'kernel', params)
 
 

@@ -1,4 +1,4 @@
-"""ASL sensitivity ops vs hand numbers (eq. 3-4) and an independent loop-based NumPy ASCL (eq. 11-14)."""
+"""ASL sensitivity ops vs hand numbers (eq. 3-4) and a loop-based NumPy ASCL oracle (eq. 11-14)."""
 
 import math
 
@@ -181,7 +181,7 @@ def test_contrastive_loss_degenerate_batches_are_finite(small_case):
     loss = sens.contrastive_loss(pooled, labels, valid)
     assert np.isfinite(float(loss))
     grads = jax.grad(
-      lambda f: sens.contrastive_loss(
+      lambda f, valid=valid: sens.contrastive_loss(
         sens.sensitive_features(f, mask, segs, labels, valid, gaussians), labels, valid
       )
     )(feats)
