@@ -34,6 +34,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Short videos are cropped to a random fraction in this range; () disables.
   data.crop_ratio = (0.9, 1.0)
   data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
+  data.tfds_dir = ''  # Built TFDS shards (tools/build_dataset --out); set: train from them.
   # Synthetic data (configs/demo.py): generated into the folders above when they are missing.
   data.synthetic = ml_collections.ConfigDict()
   data.synthetic.enabled = False  # Generate annotation_file / feature_dir if absent.

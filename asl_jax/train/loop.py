@@ -100,6 +100,28 @@ class _JsonLinesWriter:
       self.file.close()
 
 
+def _train_batches(config: ml_collections.ConfigDict):
+  """Training batches from TFDS shards (``data.tfds_dir``) or straight from the feature files."""
+  data = config.data
+  common = dict(
+    batch_size=config.train.batch_size,
+    max_seq_len=data.max_seq_len,
+    max_segments=data.max_segments,
+    trunc_thresh=data.trunc_thresh,
+    crop_ratio=data.crop_ratio,
+    seed=config.seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
+  subsets = configuration.parse_subsets(data.train_subset)
+  if data.tfds_dir:
+    from asl_jax.data import tf_pipeline  # Imports TensorFlow only when shards are used.
+
+    return tf_pipeline.TFDSTrainBatches(data.tfds_dir, subsets=subsets, **common)
+  videos, _ = pipeline.load_split_from_config(data, subsets)
+  return pipeline.TrainBatches(videos, **common)
+
+
 def train_and_evaluate(
   config: ml_collections.ConfigDict, workdir: str, *, train: bool = True
 ) -> dict:
@@ -127,24 +149,11 @@ def train_and_evaluate(
   if annotations.skipped:
     logger.warning('annotations: skipped %s', annotations.skipped)
   if train:
-    train_videos, _ = pipeline.load_split_from_config(
-      data, configuration.parse_subsets(data.train_subset)
-    )
-    train_batches = pipeline.TrainBatches(
-      train_videos,
-      batch_size=config.train.batch_size,
-      max_seq_len=data.max_seq_len,
-      max_segments=data.max_segments,
-      trunc_thresh=data.trunc_thresh,
-      crop_ratio=data.crop_ratio,
-      seed=config.seed,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
-    )
+    train_batches = _train_batches(config)
     steps_per_epoch = train_batches.steps_per_epoch
     logger.info(
-      '%d training videos (%d steps/epoch), %d evaluation videos',
-      len(train_videos),
+      'training input: %s, %d steps/epoch; %d evaluation videos',
+      'TFDS shards in ' + data.tfds_dir if data.tfds_dir else 'feature files',
       steps_per_epoch,
       len(eval_videos),
     )

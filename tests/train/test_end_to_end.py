@@ -88,3 +88,15 @@ def test_eval_mode_without_checkpoint_fails_clearly(tmp_path):
   config = tiny_config(tmp_path)
   with pytest.raises(FileNotFoundError, match='no checkpoint'):
     loop.train_and_evaluate(config, str(tmp_path / 'empty'), train=False)
+
+
+def test_training_from_tfds_shards(tmp_path):
+  """The same loop trains from built TFDS shards when data.tfds_dir is set."""
+  from asl_jax.data import tfds_builder
+
+  config = tiny_config(tmp_path)
+  loop.maybe_synthesize(config.data)
+  config.data.tfds_dir = tfds_builder.build(config.data, str(tmp_path / 'tfds'))
+  result = loop.train_and_evaluate(config, str(tmp_path / 'workdir_tfds'))
+  assert result['step'] == 2
+  assert 0.0 <= result['ema']['average_mAP'] <= 1.0
