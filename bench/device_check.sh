@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Accelerator check for one NVIDIA GPU (H100/H200), under 8 minutes:
+#   1. the device-independent test subset (ops, model, evaluation) on the GPU;
+#   2. bench/device_check.py: train steps/s, peak memory, inference ms/video, MFU in fp32 and bf16.
+# Uses the machine's python3 (its JAX with CUDA); pure-Python packages it lacks (ml-collections,
+# clu) can be carried as wheels in .whl/ and are installed into /tmp/site first.
+# Results: bench/results_device.json (and $OUT when set, for the workplace's device tool).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TF_CPP_MIN_LOG_LEVEL=2
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+$PY -c "import jax; print('jax', jax.__version__, jax.devices())"
+timeout 240 $PY -m pytest -p no:cacheprovider -q tests/ops tests/model tests/evaluation/test_metrics.py \
+  tests/evaluation/test_decoding.py 2>&1 | tail -5
+timeout 300 $PY -m bench.device_check --out bench/results_device.json
+rc=$?
+[ -n "${OUT:-}" ] && cp bench/results_device.json "$OUT/" 2>/dev/null
+exit $rc
