@@ -1,0 +1,1 @@
+"""Figures of a trained detector: sensitivity curves, Gaussians, timelines, PR curves, losses."""
