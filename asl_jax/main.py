@@ -19,6 +19,15 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs
 _MODE = flags.DEFINE_enum(
   'mode', 'train', ['train', 'eval'], 'train (resumes if workdir has a checkpoint) or eval.'
 )
+_DISTRIBUTED = flags.DEFINE_bool(
+  'distributed',
+  False,
+  'Call jax.distributed.initialize() first (one process per host). Cloud TPU, Slurm and Open MPI '
+  'are detected; elsewhere pass --coordinator_address, --num_processes and --process_id.',
+)
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes in all.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0 .. num_processes - 1.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -28,6 +37,14 @@ def main(argv):
   # Our own progress at INFO; the libraries' (orbax, absl) chatter only from WARNING up.
   logging.getLogger().setLevel(logging.WARNING)
   logging.getLogger('asl_jax').setLevel(logging.INFO)
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    import jax  # Before any computation: the backend must not exist yet.
+
+    jax.distributed.initialize(
+      coordinator_address=_COORDINATOR.value,
+      num_processes=_NUM_PROCESSES.value,
+      process_id=_PROCESS_ID.value,
+    )
   from asl_jax.train import loop  # Imported after flag parsing: keeps --help fast.
 
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, train=_MODE.value == 'train')
