@@ -169,7 +169,11 @@ class TrainBatches:
     seed: int,
     process_index: int = 0,
     process_count: int = 1,
+    with_video_ids: bool = False,
   ):
+    """``with_video_ids``: batches also hold ``video_id`` [B] (str) and ``window_start`` [B]
+    (int32), as :class:`asl_jax.data.tf_pipeline.TFDSTrainBatches` yields them (host-side only:
+    the training loop strips them before the batch goes to the devices)."""
     if batch_size % process_count:
       raise ValueError(
         f'global batch size {batch_size} is not divisible by {process_count} processes'
@@ -185,6 +189,7 @@ class TrainBatches:
     self.crop_ratio = tuple(crop_ratio)
     self.seed = seed
     self.process_index = process_index
+    self.with_video_ids = with_video_ids
     self.stats = {'fallback_windows': 0, 'segments_over_max': 0, 'videos_over_max_segments': 0}
     over = [v.video_id for v in self.videos if len(v.segments) > max_segments]
     if over:
@@ -221,6 +226,9 @@ class TrainBatches:
       'labels': np.zeros((b, m), np.int32),
       'segment_valid': np.zeros((b, m), bool),
     }
+    if self.with_video_ids:
+      batch['video_id'] = np.array([video.video_id for _, video in items], dtype=object)
+      batch['window_start'] = np.zeros((b,), np.int32)
     for row, (index, video) in enumerate(items):
       rng = np.random.default_rng([self.seed, epoch, index])
       t = len(video.feats)
@@ -233,6 +241,8 @@ class TrainBatches:
         rng=rng,
       )
       self.stats['fallback_windows'] += int(fallback)
+      if self.with_video_ids:
+        batch['window_start'][row] = start
       batch['feats'][row, :window] = video.feats[start : start + window]
       batch['mask'][row, :window] = True
       segs = video.segments[keep]

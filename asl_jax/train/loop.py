@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import pathlib
 import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
@@ -19,19 +17,17 @@ from clu import metric_writers, parameter_overview
 from asl_jax import configuration, parallel
 from asl_jax.data import pipeline
 from asl_jax.evaluation import evaluator as evaluator_lib
-from asl_jax.evaluation import postprocess
-from asl_jax.model.build import build_model
-from asl_jax.ops import segments as seg_ops
 from asl_jax.train import checkpoint as checkpoint_lib
-from asl_jax.train import optim
-from asl_jax.train import step as step_lib
-from asl_jax.train.state import TrainState, create_train_state
+from asl_jax.train.build import build_detector, create_training
+from asl_jax.train.guard import FiniteGuard, NonFiniteLossError
+from asl_jax.train.state import TrainState
 
 logger = logging.getLogger(__name__)
 
-
-class NonFiniteLossError(FloatingPointError):
-  """Raised when the loss is NaN/inf; nothing is checkpointed from that state."""
+# Batch entries that stay on the host (they name the videos in errors); the rest go to devices.
+HOST_KEYS = ('video_id', 'window_start')
+# The non-finite guard checks at least this often, however long the logging interval.
+MAX_UNCHECKED_STEPS = 100
 
 
 def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
@@ -59,27 +55,6 @@ def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
     max_len=data.synthetic.max_len,
   )
   logger.info('synthetic dataset: %s', summary)
-
-
-def build_detector(config: ml_collections.ConfigDict, model) -> evaluator_lib.Detector:
-  t = config.test
-  return evaluator_lib.Detector(
-    model,
-    num_classes=config.data.num_classes,
-    regression_ranges=config.model.regression_ranges,
-    max_seq_len=config.data.max_seq_len,
-    batch_size=t.batch_size,
-    decode=postprocess.DecodeConfig(t.pre_nms_thresh, t.pre_nms_topk, t.duration_thresh),
-    nms=evaluator_lib.NMSConfig(
-      t.nms_method,
-      t.nms_sigma,
-      t.iou_threshold,
-      t.min_score,
-      t.max_seg_num,
-      t.multiclass_nms,
-      t.voting_thresh,
-    ),
-  )
 
 
 class _JsonLinesWriter:
@@ -112,6 +87,7 @@ def _train_batches(config: ml_collections.ConfigDict):
     seed=config.seed,
     process_index=jax.process_index(),
     process_count=jax.process_count(),
+    with_video_ids=True,
   )
   subsets = configuration.parse_subsets(data.train_subset)
   if data.tfds_dir:
@@ -128,6 +104,17 @@ def train_and_evaluate(
   """Trains (resuming from ``workdir`` if it holds a checkpoint), evaluates, writes artefacts.
 
   With ``train=False`` (``--mode=eval``) the latest checkpoint in ``workdir`` is evaluated as it is.
+  Resuming restores the newest checkpoint that reads back and continues bit for bit (see
+  :mod:`asl_jax.train.checkpoint`). SIGTERM saves the current step and returns
+  ``{'interrupted_at_step': step}``. A NaN/inf loss or gradient raises
+  :class:`NonFiniteLossError` naming the step, its loss terms and videos, before anything from
+  that state is saved (:class:`asl_jax.train.guard.FiniteGuard`: checked on log steps, before
+  every checkpoint and evaluation, at least every ``MAX_UNCHECKED_STEPS`` steps).
+
+  With ``train.eval_every_epochs > 0`` the EMA weights are evaluated on ``data.eval_subset`` every
+  that many epochs and the best state by average mAP is kept in ``checkpoints_best/`` (besides the
+  latest ``train.keep_checkpoints`` in ``checkpoints/``); ``metrics.json['best']`` names its step.
+  That subset must then be a validation split, not the test split the result is reported on.
 
   Leaves in ``workdir``: ``config.json``, ``checkpoints/``, TensorBoard events, ``metrics.jsonl``,
   ``detections.json`` (ActivityNet results format, EMA weights) and ``metrics.json``.
@@ -164,63 +151,43 @@ def train_and_evaluate(
   mesh = parallel.create_mesh()
   parallel.check_batch_size(config.train.batch_size, mesh)
 
-  # ---------------------------------------------------------------- model & optimizer
-  model = build_model(config)
-  init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  dummy = jnp.zeros((1, data.max_seq_len, data.input_dim), jnp.float32)
-  params = jax.jit(model.init)({'params': init_rng}, dummy, jnp.ones((1, data.max_seq_len), bool))[
-    'params'
-  ]
+  # ---------------------------------------------------------------- model, optimizer, step
+  training = create_training(config, mesh, steps_per_epoch=steps_per_epoch)
+  state, train_step, total_steps = training.state, training.train_step, training.total_steps
   if is_chief:
-    logger.info('parameters:\n%s', parameter_overview.get_parameter_overview(params))
-  warmup_steps = config.train.warmup_epochs * steps_per_epoch
-  total_steps = (config.train.num_epochs + config.train.warmup_epochs) * steps_per_epoch
-  schedule = optim.build_schedule(
-    learning_rate=config.train.learning_rate, warmup_steps=warmup_steps, total_steps=total_steps
-  )
-  tx = optim.build_optimizer(
-    schedule=schedule,
-    weight_decay=config.train.weight_decay,
-    clip_grad_norm=config.train.clip_grad_norm,
-  )
-  state = create_train_state(params, tx, init_loss_norm=config.train.init_loss_norm, rng=state_rng)
-  state = jax.device_put(state, parallel.replicated(mesh))
-
-  # ---------------------------------------------------------------- step
-  points = seg_ops.make_points(data.max_seq_len, config.model.regression_ranges)
-  t = config.train
-  loss_cfg = step_lib.LossConfig(
-    num_classes=data.num_classes,
-    center_sample_radius=t.center_sample_radius,
-    reg_loss_weight=t.reg_loss_weight,
-    focal_alpha=t.focal_alpha,
-    focal_gamma=t.focal_gamma,
-    label_smoothing=t.label_smoothing,
-    sensitivity_loss_weight=t.sensitivity_loss_weight,
-    contrastive_weight=t.contrastive_weight,
-    contrastive_delta=t.contrastive_delta,
-    contrastive_temperature=t.contrastive_temperature,
-  )
-  train_step = step_lib.jit_train_step(
-    step_lib.make_train_step(
-      model, points, tx, schedule, loss_cfg, ema_decay=config.train.ema_decay
-    ),
-    mesh,
-  )
+    logger.info('parameters:\n%s', parameter_overview.get_parameter_overview(state.params))
 
   # ---------------------------------------------------------------- checkpoint
   checkpointer = checkpoint_lib.Checkpointer(workdir_path, keep=config.train.keep_checkpoints)
-  if checkpointer.latest_step() is not None:
-    state, _ = checkpointer.restore(state)
+  restored = checkpointer.restore_latest_valid(state)
+  if restored is not None:
+    state, meta = restored
     logger.info('resuming from step %d', int(state.step))
+    if train and meta.get('steps_per_epoch', steps_per_epoch) != steps_per_epoch:
+      logger.warning(
+        'the checkpoint was written with %d steps per epoch, this run has %d (data, batch size '
+        'or process count changed): the data order will not continue where it stopped',
+        meta['steps_per_epoch'],
+        steps_per_epoch,
+      )
   elif not train:
     raise FileNotFoundError(f'--mode=eval: no checkpoint in {workdir_path / "checkpoints"}')
+  best = None
+  if train and config.train.eval_every_epochs > 0:
+    best = checkpoint_lib.BestCheckpoint(workdir_path)
+    if any(s.lower().startswith('test') for s in configuration.parse_subsets(data.eval_subset)):
+      logger.warning(
+        'the best checkpoint is selected on data.eval_subset=%r: selecting on the test split '
+        'overstates the reported result; evaluate on a validation split during training',
+        data.eval_subset,
+      )
   start_step = int(state.step)
 
   # ---------------------------------------------------------------- loop
   writer = metric_writers.create_default_writer(str(workdir_path), just_logging=not is_chief)
   jsonl = _JsonLinesWriter(workdir_path / 'metrics.jsonl', is_chief)
-  detector = build_detector(config, model)
+  detector = build_detector(config, training.model)
+  guard = FiniteGuard()
   stop = {'requested': False}
   previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
   progress = tqdm.tqdm(
@@ -230,42 +197,56 @@ def train_and_evaluate(
     desc='train',
     unit='step',
   )
-  step, t0, last_metrics = start_step, time.time(), None
+  step, t0, trained = start_step, time.time(), False
+  t = config.train
   try:
     epochs = range(start_step // steps_per_epoch, total_steps // steps_per_epoch) if train else ()
     for epoch in epochs:
       for batch in train_batches.epoch(epoch, start_step=step - epoch * steps_per_epoch):
+        host = {k: batch.pop(k) for k in HOST_KEYS if k in batch}
         state, metrics = train_step(state, parallel.to_global(batch, mesh))
         step += 1
+        guard.record(step, metrics, host.get('video_id'))
         progress.update(1)
-        if step % config.train.log_every_steps == 0 or step == total_steps:
-          last_metrics = _check_finite(jax.device_get(metrics), step)
-          last_metrics['steps_per_sec'] = config.train.log_every_steps / max(time.time() - t0, 1e-9)
+        if step % t.log_every_steps == 0 or step == total_steps:
+          guard.check()
+          scalars = {k: float(np.asarray(v)) for k, v in jax.device_get(metrics).items()}
+          scalars['steps_per_sec'] = t.log_every_steps / max(time.time() - t0, 1e-9)
           t0 = time.time()
-          writer.write_scalars(step, last_metrics)
-          jsonl.write(step, last_metrics)
-          progress.set_postfix(
-            loss=f'{last_metrics["loss"]:.4f}', lr=f'{last_metrics["learning_rate"]:.2e}'
-          )
-        if step % config.train.checkpoint_every_steps == 0 or stop['requested']:
-          _check_finite(jax.device_get(metrics), step)
-          checkpointer.save(step, state, {'step': step, 'epoch': epoch})
+          writer.write_scalars(step, scalars)
+          jsonl.write(step, scalars)
+          progress.set_postfix(loss=f'{scalars["loss"]:.4f}', lr=f'{scalars["learning_rate"]:.2e}')
+        if step % t.checkpoint_every_steps == 0 or stop['requested']:
+          guard.check()
+          checkpointer.save(step, state, _meta(step, steps_per_epoch))
         if stop['requested']:
           logger.warning('SIGTERM received: saved step %d, exiting', step)
-          checkpointer.close()
           return {'interrupted_at_step': step}
-      if config.train.eval_every_epochs and (epoch + 1) % config.train.eval_every_epochs == 0:
+        if guard.num_pending >= MAX_UNCHECKED_STEPS:
+          guard.check()
+      guard.check()
+      if best is not None and (epoch + 1) % t.eval_every_epochs == 0:
         _, result = evaluator_lib.evaluate(
           detector, state.ema_params, eval_videos, tious=config.test.tiou_thresholds
         )
         writer.write_scalars(step, {'eval/average_mAP': result.average_map})
+        jsonl.write(step, {'eval/average_mAP': result.average_map})
         logger.info('epoch %d evaluation (EMA weights):\n%s', epoch + 1, result.format_table())
+        meta = dict(_meta(step, steps_per_epoch), average_mAP=float(result.average_map))
+        if best.offer(step, state, dict(meta, eval_subset=data.eval_subset)):
+          logger.info('new best average mAP %.4f at step %d', result.average_map, step)
     if checkpointer.latest_step() != step:
-      checkpointer.save(step, state, {'step': step, 'epoch': step // steps_per_epoch}, force=True)
+      checkpointer.save(step, state, _meta(step, steps_per_epoch), force=True)
+    trained = True
   finally:
     progress.close()
     signal.signal(signal.SIGTERM, previous_handler)
     checkpointer.close()
+    if best is not None:
+      best.close()
+    if not trained:  # Interrupted or failed: no final evaluation follows.
+      writer.close()
+      jsonl.close()
 
   # ---------------------------------------------------------------- final evaluation
   final = {}
@@ -289,6 +270,9 @@ def train_and_evaluate(
     final['ema']['average_mAP'],
   )
   final['step'] = step
+  if best is not None and best.best() is not None:
+    final['best'] = dict(best.best(), checkpoint=str(best.directory / str(best.best()['step'])))
+    logger.info('best checkpoint: %s', final['best'])
   if train_batches is not None:
     final['train_stats'] = dict(train_batches.stats)
   if is_chief:
@@ -299,13 +283,8 @@ def train_and_evaluate(
   return final
 
 
-def _check_finite(metrics: dict, step: int) -> dict:
-  scalars = {k: float(np.asarray(v)) for k, v in metrics.items()}
-  if not all(math.isfinite(v) for v in scalars.values()):
-    raise NonFiniteLossError(
-      f'non-finite loss at step {step}: {scalars}; no checkpoint was written for it'
-    )
-  return scalars
+def _meta(step: int, steps_per_epoch: int) -> dict:
+  return {'step': step, 'epoch': step // steps_per_epoch, 'steps_per_epoch': steps_per_epoch}
 
 
-__all__ = ['train_and_evaluate', 'TrainState', 'NonFiniteLossError']
+__all__ = ['train_and_evaluate', 'build_detector', 'TrainState', 'NonFiniteLossError']

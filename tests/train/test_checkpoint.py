@@ -1,0 +1,155 @@
+"""Checkpoints: every field of the state restored, damaged steps skipped, the best one kept."""
+
+import logging
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from asl_jax.train import checkpoint as checkpoint_lib
+from asl_jax.train.state import create_train_state
+from tests.train import helpers
+
+
+def small_state(seed: int = 0, step: int = 0, loss_norm: float = 100.0):
+  rng = np.random.default_rng(seed)
+  params = {
+    'conv': {'kernel': jnp.asarray(rng.standard_normal((3, 4, 8)), jnp.float32)},
+    'bias': jnp.asarray(rng.standard_normal(8), jnp.float32),
+  }
+  state = create_train_state(
+    params, optax.adamw(1e-3), init_loss_norm=loss_norm, rng=jax.random.PRNGKey(seed)
+  )
+  return state.replace(step=jnp.asarray(step, jnp.int32))
+
+
+def save_steps(workdir, steps, keep=3):
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=keep)
+  states = {s: small_state(seed=s, step=s, loss_norm=100.0 + s) for s in steps}
+  for s, state in states.items():
+    checkpointer.save(s, state, {'step': s, 'epoch': 0, 'steps_per_epoch': 10})
+  checkpointer.close()
+  return states
+
+
+def assert_same_state(got, want):
+  for (path, a), b in zip(
+    jax.tree_util.tree_flatten_with_path(got)[0], jax.tree.leaves(want), strict=True
+  ):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
+
+
+def test_restores_step_loss_norm_rng_and_optimizer_exactly(tmp_path):
+  saved = small_state(seed=3, step=7, loss_norm=123.25)
+  grads = jax.tree.map(jnp.ones_like, saved.params)  # Non-trivial Adam moments and count.
+  _, opt_state = optax.adamw(1e-3).update(grads, saved.opt_state, saved.params)
+  saved = saved.replace(opt_state=opt_state)
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path)
+  checkpointer.save(7, saved, {'step': 7, 'epoch': 0, 'steps_per_epoch': 4})
+  checkpointer.close()
+
+  fresh = small_state(seed=0, step=0, loss_norm=1.0)  # Only its structure may matter.
+  state, meta = checkpoint_lib.Checkpointer(tmp_path).restore_latest_valid(fresh)
+  assert int(state.step) == 7 and float(state.loss_norm) == 123.25
+  np.testing.assert_array_equal(np.asarray(state.rng), np.asarray(jax.random.PRNGKey(3)))
+  assert_same_state(state, saved)
+  assert meta == {'step': 7, 'epoch': 0, 'steps_per_epoch': 4}
+
+
+def _data_files(step_dir):
+  return sorted(
+    (p for p in (step_dir / 'state').rglob('*') if p.is_file() and p.parent.name == 'd'),
+    key=lambda p: p.stat().st_size,
+  )
+
+
+def _truncate_largest_data_file(step_dir):
+  largest = _data_files(step_dir)[-1]
+  largest.write_bytes(largest.read_bytes()[: largest.stat().st_size // 2])
+
+
+def _flip_bytes(step_dir):
+  largest = _data_files(step_dir)[-1]
+  data = bytearray(largest.read_bytes())
+  for i in range(len(data) // 3, len(data) // 3 + 32):
+    data[i] ^= 0xFF
+  largest.write_bytes(bytes(data))
+
+
+def _delete_metadata(step_dir):
+  (step_dir / 'state' / '_METADATA').unlink()
+
+
+def _delete_state_item(step_dir):
+  shutil.rmtree(step_dir / 'state')
+
+
+@pytest.mark.parametrize(
+  'damage', [_truncate_largest_data_file, _flip_bytes, _delete_metadata, _delete_state_item]
+)
+def test_damaged_latest_step_falls_back_to_the_previous_one(tmp_path, caplog, damage):
+  states = save_steps(tmp_path, [1, 2, 3])
+  damage(tmp_path / 'checkpoints' / '3')
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path)
+  with caplog.at_level(logging.WARNING, logger='asl_jax.train.checkpoint'):
+    state, meta = checkpointer.restore_latest_valid(small_state())
+  assert meta['step'] == 2
+  assert_same_state(state, states[2])
+  assert 'cannot be restored' in caplog.text and 'resuming from step 2' in caplog.text
+  # The damaged step is set aside, so training can write step 3 again.
+  assert (tmp_path / 'checkpoints_corrupt' / '3').is_dir()
+  assert checkpointer.latest_step() == 2
+  checkpointer.save(3, states[3], {'step': 3})
+  checkpointer.close()
+  assert helpers.checkpoint_steps(tmp_path) == [1, 2, 3]
+
+
+def test_leftover_tmp_folder_of_a_killed_save_is_ignored(tmp_path):
+  states = save_steps(tmp_path, [1, 2])
+  # What a SIGKILL during the async save of step 3 leaves behind.
+  shutil.copytree(
+    tmp_path / 'checkpoints' / '2', tmp_path / 'checkpoints' / '3.orbax-checkpoint-tmp'
+  )
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path)
+  assert checkpointer.latest_step() == 2
+  state, _ = checkpointer.restore_latest_valid(small_state())
+  assert_same_state(state, states[2])
+  assert not (tmp_path / 'checkpoints_corrupt').exists()
+  checkpointer.save(3, states[2], {'step': 3})
+  checkpointer.close()
+  assert helpers.checkpoint_steps(tmp_path) == [1, 2, 3]
+
+
+def test_no_readable_step_raises_and_moves_nothing(tmp_path):
+  save_steps(tmp_path, [1, 2])
+  for step in (1, 2):
+    _delete_metadata(tmp_path / 'checkpoints' / str(step))
+  with pytest.raises(RuntimeError, match='could be restored'):
+    checkpoint_lib.Checkpointer(tmp_path).restore_latest_valid(small_state())
+  assert helpers.checkpoint_steps(tmp_path) == [1, 2]
+  assert not (tmp_path / 'checkpoints_corrupt').exists()
+
+
+def test_empty_workdir_restores_nothing(tmp_path):
+  assert checkpoint_lib.Checkpointer(tmp_path).restore_latest_valid(small_state()) is None
+
+
+def test_best_checkpoint_keeps_only_the_best_score(tmp_path):
+  best = checkpoint_lib.BestCheckpoint(tmp_path)
+  offers = [(2, 0.30, True), (4, 0.10, False), (6, 0.30, False), (8, 0.45, True), (10, 0.2, False)]
+  for step, score, kept in offers:
+    state = small_state(seed=step, step=step)
+    assert best.offer(step, state, {'step': step, 'average_mAP': score}) is kept
+  best.close()
+  assert helpers.checkpoint_steps(tmp_path, 'checkpoints_best') == [8]
+  reopened = checkpoint_lib.BestCheckpoint(tmp_path)
+  assert reopened.best() == {'step': 8, 'average_mAP': 0.45}
+  assert not reopened.offer(12, small_state(), {'step': 12, 'average_mAP': 0.44})
+  reopened.close()
+  restored = helpers.restore_state(tmp_path, 8, 'checkpoints_best')
+  np.testing.assert_array_equal(
+    restored["['params']['bias']"], np.asarray(small_state(seed=8).params['bias'])
+  )
