@@ -86,6 +86,26 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for w in windows:
     if w != -1 and (w < 1 or w % 2 == 0):
       problems.append(f'model.window_size {w} must be an odd positive number or -1 (global)')
+  streams, stream_dims = tuple(model.input_streams), tuple(model.stream_embed_dims)
+  if len(streams) != len(stream_dims):
+    problems.append(
+      f'model.input_streams {streams} and model.stream_embed_dims {stream_dims} must have one '
+      'entry per feature stream'
+    )
+  if any(w < 1 for w in streams + stream_dims):
+    problems.append(
+      f'model.input_streams {streams} and model.stream_embed_dims {stream_dims} must be >= 1'
+    )
+  if streams and sum(streams) != data.input_dim:
+    problems.append(
+      f'model.input_streams {streams} sum to {sum(streams)} channels but data.input_dim is '
+      f'{data.input_dim}: list the width of every concatenated feature set, in order'
+    )
+  if streams and model.arch[0] == 0 and sum(stream_dims) != model.embed_dim:
+    problems.append(
+      f'without embedding convs (model.arch[0] = 0) model.stream_embed_dims {stream_dims} must '
+      f'sum to model.embed_dim ({model.embed_dim})'
+    )
   if model.embed_dim % model.num_heads:
     problems.append(
       f'model.embed_dim={model.embed_dim} is not divisible by model.num_heads={model.num_heads}'

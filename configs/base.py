@@ -17,14 +17,25 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.annotation_file = (
     ''  # ActionFormer-format JSON: database/<vid>/{subset,duration,fps,annotations}.
   )
+  # 'auto' picks the loader from the file's shape; or actionformer|flat|superevents|bsn.
+  data.annotation_format = 'auto'
+  data.video_info_csv = ''  # BSN only: video_info.csv with each video's subset and fps.
+  data.class_names_file = ''  # Class names, one per line after a header line (BSN action_name.csv).
+  data.label_offset = 0  # Added to flat/super-events label ids (MultiThumos 1..65 -> -1).
   data.feature_dir = ''  # Folder with one [T, C] feature file per video.
   data.feature_prefix = ''  # File name = prefix + video_id + feature_ext.
   data.feature_ext = '.npy'  # '.npy' or '.npz' (key 'feats').
+  # Several feature sets: comma-separated feature_dir, concatenated along channels in that order.
+  data.feature_dims = ()  # Channels of each set (checked when read); () checks only input_dim.
+  data.feature_policy = 'resample'  # Unequal set lengths: 'resample' to the longest, or 'error'.
   data.num_classes = 20  # K; must cover every label_id in the annotation file.
   data.input_dim = 2048  # Channels C of the feature files (checked against the first file read).
   data.feat_stride = 4.0  # Video frames between consecutive feature vectors.
   data.num_frames = 16.0  # Frames seen by one feature vector (extractor window).
   data.default_fps = -1.0  # > 0 overrides every video's fps; <= 0 uses the fps in the JSON.
+  data.downsample_rate = 1  # Keep every r-th feature (stride x r); ignored with force_upsampling.
+  # Resize every video's features to exactly max_seq_len steps (ActivityNet, Ego4D).
+  data.force_upsampling = False
   data.train_subset = (
     'validation'  # Subset name(s) used for training, comma-separated, case-insensitive.
   )
@@ -48,6 +59,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   model.arch = (2, 2, 5)  # (embedding convs, stride-1 stem blocks, stride-2 branch blocks).
   model.embed_dim = 512  # Transformer width C.
   model.embed_kernel_size = 3  # Kernel of the embedding convs.
+  # Several feature sets concatenated along channels (e.g. Ego4D: EgoVLP 256 + SlowFast 2304 +
+  # Omnivore 1536): each set gets its own 1x1 projection before the embedding convs.
+  model.input_streams = ()  # Channel width of each set, in order; must sum to data.input_dim.
+  model.stream_embed_dims = ()  # Projected width of each set (concatenated); same length.
+  model.use_abs_pe = False  # Sinusoid absolute position embedding (table of data.max_seq_len).
   model.num_heads = 4  # Attention heads.
   model.window_size = 19  # Local attention window (odd), -1 for global; or one value per level.
   model.mlp_ratio = 4  # MLP hidden width = mlp_ratio * C.
@@ -99,7 +115,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   train.log_every_steps = 20  # Scalars to TensorBoard / metrics.jsonl.
   train.checkpoint_every_steps = 500  # Periodic checkpoints (also one at the end).
   train.keep_checkpoints = 3  # Most recent checkpoints kept.
-  train.eval_every_epochs = 0  # Evaluate every N epochs during training; 0: only at the end.
+  # Evaluate the EMA weights on data.eval_subset every N epochs and keep the best state by
+  # average mAP in checkpoints_best/ (metrics.json names its step); 0: only at the end. The
+  # subset must then be a validation split: selecting on the reported test split overstates it.
+  train.eval_every_epochs = 0
 
   # ---------------------------------------------------------------- inference / evaluation
   test = config.test = ml_collections.ConfigDict()

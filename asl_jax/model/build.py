@@ -11,7 +11,7 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def build_model(config: ml_collections.ConfigDict) -> ActionDetector:
-  """Builds the detector from ``config.model`` and ``config.data`` (classes, input width)."""
+  """Builds the detector from ``config.model`` and ``config.data`` (classes, window length)."""
   m = config.model
   num_embed_convs, num_stem, num_branch = m.arch
   window_sizes = (
@@ -44,5 +44,9 @@ def build_model(config: ml_collections.ConfigDict) -> ActionDetector:
     num_loc_gaussians=m.ase.num_loc_gaussians,
     shared_gaussian=m.ase.shared_gaussian,
     instance_evaluator=m.ase.instance_evaluator,
+    input_streams=tuple(m.input_streams),
+    stream_embed_dims=tuple(m.stream_embed_dims),
+    use_abs_pe=m.use_abs_pe,
+    max_seq_len=config.data.max_seq_len,
     dtype=DTYPES[m.dtype],
   )

@@ -47,6 +47,11 @@ class ActionDetector(nn.Module):
   num_loc_gaussians: int = 2  # 2: start and end; 1: one for both.
   shared_gaussian: bool = False  # One Gaussian per class for every sub-task.
   instance_evaluator: bool = False  # Instance-level quality heads q_cls, q_loc.
+  # Input embedding.
+  input_streams: Sequence[int] = ()  # Channel widths of concatenated feature sets; () = one set.
+  stream_embed_dims: Sequence[int] = ()  # Width each stream is projected to (1x1 masked conv).
+  use_abs_pe: bool = False  # Sinusoid absolute position embedding after the embedding convs.
+  max_seq_len: int = 0  # Position-table length (the training window); > 0 with use_abs_pe.
   dtype: Dtype = jnp.float32  # Compute dtype; parameters stay float32.
 
   @nn.compact
@@ -73,6 +78,10 @@ class ActionDetector(nn.Module):
       dropout=self.dropout,
       droppath=self.droppath,
       channel_theta=self.channel_theta,
+      input_streams=tuple(self.input_streams),
+      stream_embed_dims=tuple(self.stream_embed_dims),
+      use_abs_pe=self.use_abs_pe,
+      max_seq_len=self.max_seq_len,
       dtype=self.dtype,
       name='encoder',
     )(x, mask, deterministic=deterministic)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from asl_jax.model.attention import MaskedMHCA
 from asl_jax.model.channel_attention import ChannelAttention
+from asl_jax.model.embedding import StreamProjection, absolute_position_embedding
 from asl_jax.model.layers import (
   AffineDropPath,
   Dtype,
@@ -67,8 +68,11 @@ class TransformerBlock(nn.Module):
 class ConvTransformerEncoder(nn.Module):
   """Embedding convs, ``num_stem`` stride-1 blocks, then ``num_branch`` stride-2 blocks.
 
-  Returns one feature map per pyramid level: level 0 is the stem output, level ``l`` the output
-  of branch block ``l - 1``.
+  Optionally, before the embedding convs, each concatenated input stream gets its own 1x1
+  projection (``input_streams``), and after them a sinusoid absolute position embedding is added
+  at valid positions (``use_abs_pe``; indexed by absolute position, stretched linearly for inputs
+  longer than ``max_seq_len``). Returns one feature map per pyramid level: level 0 is the stem
+  output, level ``l`` the output of branch block ``l - 1``.
   """
 
   embed_dim: int
@@ -82,6 +86,10 @@ class ConvTransformerEncoder(nn.Module):
   dropout: float = 0.0
   droppath: float = 0.1
   channel_theta: float = 0.0  # ASL's theta for the stride-1 (stem) blocks; 0 disables.
+  input_streams: Sequence[int] = ()  # Channel widths of concatenated input streams; () = one.
+  stream_embed_dims: Sequence[int] = ()  # Projected width of each stream (concatenated).
+  use_abs_pe: bool = False  # Add the sinusoid absolute position embedding after the embedding.
+  max_seq_len: int = 0  # Length of the position table (training window); > 0 with use_abs_pe.
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -92,6 +100,10 @@ class ConvTransformerEncoder(nn.Module):
         f'window_sizes has {len(self.window_sizes)} entries; need num_branch + 1 = '
         f'{self.num_branch + 1} (one per pyramid level)'
       )
+    if self.input_streams:
+      x = StreamProjection(
+        tuple(self.input_streams), tuple(self.stream_embed_dims), self.dtype, name='input_proj'
+      )(x, mask)
     for i in range(self.num_embed_convs):
       x, mask = MaskedConv1D(
         self.embed_dim,
@@ -101,6 +113,11 @@ class ConvTransformerEncoder(nn.Module):
         name=f'embed_conv_{i}',
       )(x, mask)
       x = nn.relu(layer_norm(f'embed_norm_{i}', self.dtype)(x))
+    if self.use_abs_pe:
+      # Added only at valid positions, so a video's outputs do not depend on its padding (as
+      # long as the padded length stays within max_seq_len: beyond it the table is stretched).
+      pe = absolute_position_embedding(x.shape[1], x.shape[-1], self.max_seq_len)
+      x = x + jnp.asarray(pe, x.dtype)[None] * mask[..., None].astype(x.dtype)
 
     def block(name, stride, window):
       return TransformerBlock(

@@ -20,6 +20,50 @@ def downsample_mask(mask: jax.Array, stride: int) -> jax.Array:
   return mask[:, ::stride] if stride > 1 else mask
 
 
+def shifted_slices(
+  x: jax.Array, kernel_size: int, stride: int, pad_value: float
+) -> list[jax.Array]:
+  """The ``kernel_size`` strided views of a ``[B, T, C]`` input, one per window element.
+
+  ``x`` is padded by ``kernel_size // 2`` steps of ``pad_value`` on both sides; view ``j`` holds
+  element ``j`` of the window of every output position (the output length of a conv or pool
+  with that kernel, stride and padding).
+  """
+  pad = kernel_size // 2
+  xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), constant_values=pad_value)
+  t_out = (x.shape[1] + 2 * pad - kernel_size) // stride + 1
+  return [
+    jax.lax.slice_in_dim(xp, j, j + (t_out - 1) * stride + 1, stride, axis=1)
+    for j in range(kernel_size)
+  ]
+
+
+class DepthwiseConv1D(nn.Module):
+  """Depthwise 1-D conv (``groups == channels``) as a sum of shifted, scaled slices.
+
+  Same parameters (names, shapes, init) and zero padding as ``nn.Conv(feature_group_count=C)``,
+  but XLA's CPU backend runs grouped convolutions through a slow generic path (a 2304-step,
+  512-channel k=3 depthwise conv took ~40x longer than this form, more in the backward pass).
+  """
+
+  kernel_size: int = 3
+  stride: int = 1
+  use_bias: bool = True
+  bias_init: Any = nn.initializers.zeros
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x ``[B, T, C]`` -> ``[B, T', C]``, ``T' = (T + 2 (k // 2) - k) // stride + 1``."""
+    c = x.shape[-1]
+    kernel = self.param('kernel', torch_default_init, (self.kernel_size, 1, c)).astype(self.dtype)
+    views = shifted_slices(x.astype(self.dtype), self.kernel_size, self.stride, 0.0)
+    y = sum(view * kernel[j, 0] for j, view in enumerate(views))
+    if self.use_bias:
+      y = y + self.param('bias', self.bias_init, (c,)).astype(self.dtype)
+    return y
+
+
 class MaskedConv1D(nn.Module):
   """1-D convolution with ``k // 2`` zero padding whose output is zeroed on padded positions."""
 
@@ -37,6 +81,12 @@ class MaskedConv1D(nn.Module):
     if self.kernel_size % 2 != 1:
       raise ValueError(f'MaskedConv1D needs an odd kernel size, got {self.kernel_size}')
     pad = self.kernel_size // 2
+    if self.groups > 1 and self.groups == x.shape[-1] == self.features:
+      y = DepthwiseConv1D(
+        self.kernel_size, self.stride, self.use_bias, self.bias_init, self.dtype, name='conv'
+      )(x)
+      out_mask = downsample_mask(mask, self.stride)
+      return y * out_mask[..., None].astype(y.dtype), out_mask
     y = nn.Conv(
       self.features,
       (self.kernel_size,),
@@ -104,8 +154,16 @@ class Scale(nn.Module):
 
 
 def max_pool_skip(x: jax.Array, stride: int) -> jax.Array:
-  """The residual path of a downsampling block: max-pool (kernel stride+1, -inf padding)."""
+  """The residual path of a downsampling block: max-pool (kernel stride+1, -inf padding).
+
+  A maximum over shifted slices rather than ``nn.max_pool``: the gradient of XLA's reduce-window
+  (select-and-scatter) is ~10x slower on CPU. On exact ties the gradient is shared between the
+  tied elements instead of going to the first one.
+  """
   if stride == 1:
     return x
-  k = stride + 1
-  return nn.max_pool(x, (k,), strides=(stride,), padding=[(k // 2, k // 2)])
+  views = shifted_slices(x, stride + 1, stride, -jnp.inf)
+  out = views[0]
+  for view in views[1:]:
+    out = jnp.maximum(out, view)
+  return out

@@ -85,6 +85,8 @@ _HEAD = r'(cls|reg)_head'
 # (regex over our module path, torch module name, module kind). A module kind fixes the torch
 # name and layout of each of its leaves (see _LEAVES).
 _MODULES: tuple[tuple[str, str, str], ...] = (
+  # Per-stream input projections (input_dim given as a list): MaskedConv1D(k=1) [out, in, 1].
+  (r'encoder/input_proj/stream_(\d+)/conv', r'backbone.proj.\1.conv', 'conv'),
   (r'encoder/embed_conv_(\d+)/conv', r'backbone.embd.\1.conv', 'conv'),
   (r'encoder/embed_norm_(\d+)', r'backbone.embd_norm.\1', 'norm'),
   (_BLOCK + r'/(ln1|ln2)', r'backbone.\1.\2.\3', 'norm'),
@@ -314,7 +316,7 @@ def torch_to_flax(
     if missing or mismatched:
       message.append(
         '(do the model settings match the checkpoint: arch, embed_dim, num_heads, num_classes, '
-        'input_dim, head_num_layers, neck?)'
+        'input_dim, input_streams / stream_embed_dims, head_num_layers, neck?)'
       )
     if unnamed:
       message.append(

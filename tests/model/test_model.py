@@ -51,10 +51,20 @@ def test_output_shapes_and_level_layout():
   assert [f.shape for f in out['features']] == [(2, 64, 16), (2, 32, 16), (2, 16, 16)]
 
 
-@pytest.mark.parametrize('window', [5, -1])
-def test_padding_does_not_leak_into_valid_outputs(window):
+@pytest.mark.parametrize(
+  'window, extra',
+  [
+    (5, {}),
+    (-1, {}),
+    (5, dict(use_abs_pe=True, max_seq_len=128)),  # Both paddings within the position table.
+    (-1, dict(input_streams=(3, 4), stream_embed_dims=(8, 4))),
+    (5, dict(input_streams=(2, 5), stream_embed_dims=(6, 6), use_abs_pe=True, max_seq_len=256)),
+  ],
+  ids=['local', 'global', 'abs_pe', 'streams', 'streams_abs_pe'],
+)
+def test_padding_does_not_leak_into_valid_outputs(window, extra):
   """The same 40-step video padded to 64 and to 128 gives the same outputs on its valid points."""
-  model = ActionDetector(**dict(TINY, window_sizes=(window,) * 3))
+  model = ActionDetector(**dict(TINY, window_sizes=(window,) * 3), **extra)
   params = _init(model, 64, 7)
   feats = jax.random.normal(jax.random.key(1), (40, 7))
   outs = []
