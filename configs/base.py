@@ -115,6 +115,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   train.log_every_steps = 20  # Scalars to TensorBoard / metrics.jsonl.
   train.checkpoint_every_steps = 500  # Periodic checkpoints (also one at the end).
   train.keep_checkpoints = 3  # Most recent checkpoints kept.
+  train.write_figures = True  # PNGs of what the model learned in workdir/figures at the end.
   # Evaluate the EMA weights on data.eval_subset every N epochs and keep the best state by
   # average mAP in checkpoints_best/ (metrics.json names its step); 0: only at the end. The
   # subset must then be a validation split: selecting on the reported test split overstates it.

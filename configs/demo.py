@@ -59,6 +59,7 @@ def get_config(arg: str | None = None):
     config.model.arch = (1, 1, 2)
     config.model.regression_ranges = ((0, 4), (4, 8), (8, 10000))
     config.train.batch_size = 4
+    config.train.write_figures = False  # Seconds per run; tests switch it on where needed.
     config.train.num_epochs = 1
     config.train.warmup_epochs = 1
     config.test.batch_size = 4

@@ -264,6 +264,19 @@ def train_and_evaluate(
         f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n'
         f'{result.format_table()}'
       )
+      if config.train.write_figures:
+        from asl_jax import visualize  # matplotlib only when pictures are wanted.
+
+        figures = visualize.write_figures(
+          workdir_path,
+          config=config,
+          model=training.model,
+          params=weights,
+          eval_videos=eval_videos,
+          class_names=annotations.class_names,
+          detections=detections,
+        )
+        logger.info('wrote %d figures to %s', len(figures), workdir_path / 'figures')
   logger.info(
     'raw weights average mAP %.4f; EMA %.4f',
     final['raw']['average_mAP'],

@@ -29,6 +29,7 @@ def tiny_config(tmp_path):
 def trained(tmp_path_factory):
   tmp_path = tmp_path_factory.mktemp('e2e')
   config = tiny_config(tmp_path)
+  config.train.write_figures = True
   workdir = tmp_path / 'workdir'
   result = loop.train_and_evaluate(config, str(workdir))
   return config, workdir, result
@@ -46,6 +47,13 @@ def test_two_steps_then_evaluation_artefacts(trained):
     '2',
   ]
   assert list(workdir.glob('events.out.tfevents.*')), 'no TensorBoard event file'
+  figures = sorted(p.name for p in (workdir / 'figures').glob('*.png'))
+  for kind in ('training_curves', 'class_gaussians', 'precision_recall', 'ap_per_class'):
+    assert any(f.startswith(kind) for f in figures), (kind, figures)
+  assert any(f.startswith('timeline_') for f in figures) and any(
+    f.startswith('sensitivity_') for f in figures
+  )
+  assert all((workdir / 'figures' / f).stat().st_size > 10_000 for f in figures)
   logged = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in logged] == [1, 2]
   assert {'loss', 'cls_loss', 'reg_loss', 'num_pos', 'grad_norm', 'learning_rate'} <= set(logged[0])
