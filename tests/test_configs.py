@@ -10,7 +10,10 @@ import pytest
 from asl_jax import configuration
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
-LAUNCHABLE = sorted(p.name for p in CONFIG_DIR.glob('*.py') if p.name != 'base.py')
+# Every file but the shared helpers (base.py: defaults, ablations.py: variants and sweeps).
+LAUNCHABLE = sorted(
+  p.name for p in CONFIG_DIR.glob('*.py') if p.name not in ('base.py', 'ablations.py')
+)
 
 
 def load(name: str):

@@ -1,0 +1,112 @@
+r"""ActivityNet 1.3 with I3D features, class-agnostic plus external class scores: Table 4 (36.2).
+
+Launch (trains one 'action' class; evaluation during training is class-agnostic):
+
+  python -m asl_jax.main --config=configs/activitynet13_i3d.py --workdir=workdirs/anet13_i3d
+
+The paper's number needs the ActivityNet protocol: relabel the class-agnostic detections with
+the top-2 classes of an external video-level classifier (CUHK's), then score them:
+
+  python -m asl_jax.predict --config=configs/activitynet13_i3d.py \
+    --checkpoint=workdirs/anet13_i3d --features=data/activitynet13/i3d_features \
+    --external_scores=data/activitynet13/cuhk_val_simp_share.json \
+    --external_class_names=data/activitynet13/cuhk_class_names.csv \
+    --out=workdirs/anet13_i3d/fused.json
+  python -m asl_jax.evaluate --gt data/activitynet13/anet_anno_action.json \
+    --gt-video-info data/activitynet13/video_info_new.csv \
+    --gt-action-names data/activitynet13/action_name.csv \
+    --pred workdirs/anet13_i3d/fused.json --subset validation --tiou-preset activitynet
+
+``--external_class_names`` lists the classifier's classes in the order of its score vectors, one
+per line after a header line; write it once from the "class" list of the scores file:
+
+  python -c "import json; c = json.load(open('data/activitynet13/cuhk_val_simp_share.json'))\
+['class']; open('data/activitynet13/cuhk_class_names.csv', 'w').write('\\n'.join(['name', *c]))"
+
+Files (manifest third_party/activitynet13.json; ``python -m asl_jax.tools.fetch_assets
+activitynet13`` downloads the BSN annotation files):
+  data/activitynet13/anet_anno_action.json   BSN annotations (segments, class names)
+  data/activitynet13/video_info_new.csv      BSN video list: subset and fps of every video
+  data/activitynet13/action_name.csv         the 200 class names
+  data/activitynet13/i3d_features/v_<vid>.npy  ActionFormer's I3D, float32 [T, 2048]
+  data/activitynet13/cuhk_val_simp_share.json  CUHK classifier scores (evaluation only)
+
+Reproduces: Table 4, ActivityNet 1.3 average mAP 36.2 over tIoU 0.5:0.05:0.95 (validation).
+
+Settings: paper sec. 4.2 (batch 16, lr 1e-3, 15 epochs, lambda 0.3, theta 0.2, delta 0.2, 100
+predictions per video); everything else from ActionFormer's anet_i3d.yaml (the authors released
+no ActivityNet config). Variants: ``:small``, ``:baseline`` and configs/ablations.py.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ablations  # noqa: E402
+import base  # noqa: E402
+
+
+def get_config(arg: str | None = None):
+  config = base.get_base_config()
+  data, model, train, test = config.data, config.model, config.train, config.test
+  data.name = 'activitynet13'
+  data.annotation_file = 'data/activitynet13/anet_anno_action.json'
+  data.annotation_format = 'bsn'
+  data.video_info_csv = 'data/activitynet13/video_info_new.csv'
+  data.class_names_file = 'data/activitynet13/action_name.csv'
+  data.num_classes = 1  # Class-agnostic ("1-class mode"); classes come from score fusion.
+  data.feature_dir = 'data/activitynet13/i3d_features'
+  data.feature_prefix = 'v_'
+  data.feature_ext = '.npy'
+  # ActionFormer's I3D: one 2048-d vector per 16 frames at 25 fps, each seeing 16 frames; every
+  # video is resized to 192 steps (force_upsampling), so the stride depends on its length.
+  data.input_dim = 2048
+  data.feat_stride = 16.0
+  data.num_frames = 16.0
+  data.default_fps = 25.0
+  data.force_upsampling = True
+  data.max_seq_len = 192
+  data.train_subset = 'training'
+  data.eval_subset = 'validation'
+  data.trunc_thresh = 0.5
+  data.crop_ratio = (0.9, 1.0)
+  data.max_segments = 32  # Most annotations of one video in anet_anno_action.json: 23.
+
+  # ActionFormer's ActivityNet model: narrower (256), windows of 7 and global attention last.
+  model.arch = (2, 2, 5)
+  model.embed_dim = model.fpn_dim = model.head_dim = 256
+  model.num_heads = 4
+  # ActionFormer: (7, 7, 7, 7, 7, -1) over levels of 192 ... 6 steps. The field is one int here
+  # (the ':small' variant sets it): 7 everywhere differs only on the last, 6-step level.
+  model.window_size = 7
+  model.use_abs_pe = True
+  model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
+  model.dropout = 0.0
+  model.droppath = 0.1
+  model.channel_theta = 0.2  # theta (paper).
+
+  train.batch_size = 16  # Paper.
+  train.learning_rate = 1e-3  # Paper.
+  train.num_epochs = 10  # Paper: 15 epochs = ActionFormer's 10 + 5 warmup.
+  train.warmup_epochs = 5
+  train.weight_decay = 0.05
+  train.init_loss_norm = 200.0
+  train.label_smoothing = 0.1
+  train.reg_loss_weight = 2.0  # ActionFormer's loss_weight.
+  train.contrastive_weight = 0.3  # lambda (paper).
+  train.contrastive_delta = 0.2  # delta (paper).
+
+  test.pre_nms_topk = 2000
+  test.max_seg_num = 100  # Paper: 100 predictions per video (before the 2-class fusion).
+  test.min_score = 0.001
+  test.nms_method = 'gaussian'
+  test.nms_sigma = 0.75
+  test.multiclass_nms = False  # One class: class-agnostic Soft-NMS with score voting.
+  test.voting_thresh = 0.9
+  test.duration_thresh = 0.001
+  test.tiou_thresholds = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 'activitynet'.
+
+  ablations.apply_variants(
+    config, base.parse_variant(arg), config_name='configs/activitynet13_i3d.py'
+  )
+  return config
