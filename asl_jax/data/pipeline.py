@@ -18,6 +18,8 @@ import numpy as np
 
 from asl_jax.data import annotations as annotations_lib
 from asl_jax.data import features as features_lib
+from asl_jax.data.feature_formats import FeatureReader
+from asl_jax.data.feature_geometry import adapt_features
 from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import AnnotationSet, VideoRecord
 
@@ -51,36 +53,89 @@ def load_videos(
   input_dim: int,
   feat_stride: float,
   num_frames: float,
+  reader=None,
+  downsample_rate: int = 1,
+  force_upsampling: bool = False,
+  max_seq_len: int | None = None,
 ) -> list[Video]:
-  """Reads the features of every video of ``subsets`` and converts its segments to grid units."""
+  """Reads the features of every video of ``subsets`` and converts its segments to grid units.
+
+  ``reader`` (a ``feature_formats.FeatureReader``) reads several feature sets, HDF5 or ``.pt``;
+  without it one folder of ``.npy``/``.npz`` files is read. The per-video geometry (downsampling,
+  fixed-length resizing, unknown fps) follows ``feature_geometry.adapt_features``.
+  """
   videos = []
   for record in annotations.subset(subsets):
-    path = features_lib.feature_path(
-      feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext
+    if reader is not None:
+      feats = reader.load(record.video_id)
+    else:
+      path = features_lib.feature_path(
+        feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext
+      )
+      feats = features_lib.load_features(path, expected_dim=input_dim, video_id=record.video_id)
+    feats, geometry = adapt_features(
+      feats,
+      duration=record.duration,
+      fps=record.fps,
+      feat_stride=feat_stride,
+      num_frames=num_frames,
+      downsample_rate=downsample_rate,
+      force_upsampling=force_upsampling,
+      max_seq_len=max_seq_len,
+      video_id=record.video_id,
     )
-    feats = features_lib.load_features(path, expected_dim=input_dim, video_id=record.video_id)
-    fps = record.fps
-    if fps <= 0:  # Unknown (flat/super-events files): the feature rate, as the reference infers it.
-      if record.duration <= 0:
-        raise ValueError(
-          f'video {record.video_id!r}: fps unknown and duration {record.duration} <= 0'
-        )
-      fps = len(feats) * feat_stride / record.duration
-    geometry = FeatureGeometry(feat_stride=feat_stride, num_frames=num_frames, fps=fps)
     segments = geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2)
     videos.append(Video(record, feats, geometry, segments, record.labels.astype(np.int32)))
   return videos
+
+
+def annotations_from_config(data_config) -> AnnotationSet:
+  """Loads ``data.annotation_file`` with the options its schema takes (schema detected)."""
+  path = data_config.annotation_file
+  schema = annotations_lib.detect_schema(annotations_lib.read_json(path))
+  wanted = {'actionformer': 'database'}.get(
+    data_config.annotation_format, data_config.annotation_format
+  )
+  if wanted != 'auto' and wanted != schema:
+    raise ValueError(
+      f'{path}: data.annotation_format={data_config.annotation_format!r} but the file is '
+      f'{schema!r}-format'
+    )
+  fps = data_config.default_fps if data_config.default_fps > 0 else None
+  class_names = (
+    annotations_lib.read_class_names(data_config.class_names_file)
+    if data_config.class_names_file and schema != 'bsn'
+    else None
+  )
+  if schema == 'bsn':
+    options = dict(
+      video_info_csv=data_config.video_info_csv or None,
+      action_names_csv=data_config.class_names_file or None,
+      class_agnostic=data_config.num_classes == 1,
+    )
+  elif schema == 'database':
+    options = dict(default_fps=fps, num_classes=data_config.num_classes, class_names=class_names)
+  else:
+    options = dict(
+      default_fps=fps,
+      num_classes=data_config.num_classes,
+      label_offset=data_config.label_offset,
+      class_names=class_names,
+    )
+  return annotations_lib.load_annotations(path, **options)
 
 
 def load_split_from_config(
   data_config, subsets: Sequence[str]
 ) -> tuple[list[Video], AnnotationSet]:
   """:func:`load_videos` with the arguments taken from a ``config.data`` section."""
-  annotations = annotations_lib.load_actionformer_json(
-    data_config.annotation_file,
-    default_fps=data_config.default_fps if data_config.default_fps > 0 else None,
-    num_classes=data_config.num_classes,
+  annotations = annotations_from_config(data_config)
+  several = ',' in data_config.feature_dir or data_config.feature_ext.lower() in (
+    '.pt',
+    '.h5',
+    '.hdf5',
   )
+  reader = FeatureReader.from_config(data_config) if several else None
   videos = load_videos(
     annotations,
     subsets,
@@ -90,6 +145,10 @@ def load_split_from_config(
     input_dim=data_config.input_dim,
     feat_stride=data_config.feat_stride,
     num_frames=data_config.num_frames,
+    reader=reader,
+    downsample_rate=data_config.downsample_rate,
+    force_upsampling=data_config.force_upsampling,
+    max_seq_len=data_config.max_seq_len,
   )
   return videos, annotations
 

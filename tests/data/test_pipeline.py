@@ -88,3 +88,35 @@ def test_eval_batches_cover_every_video_once_and_bound_shapes():
       np.testing.assert_array_equal(batch.feats[row, : len(v.feats)], v.feats)
   assert sorted(seen) == sorted(v.video_id for v in videos)
   assert {s[1] for s in shapes} == {64, 128, 256}
+
+
+def _data_config(**fields):
+  import importlib.util
+  import pathlib
+
+  spec = importlib.util.spec_from_file_location(
+    'base_cfg', pathlib.Path(__file__).resolve().parents[2] / 'configs' / 'base.py'
+  )
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  data = mod.get_base_config().data
+  data.update(fields)
+  return data
+
+
+def test_annotations_from_config_picks_the_schema(annotations_dir):
+  charades = _data_config(
+    annotation_file=str(annotations_dir / 'charades_superevents.json'), num_classes=157
+  )
+  ann = pipeline.annotations_from_config(charades)
+  assert ann.num_classes == 157 and len(ann.subset('testing')) == 1863
+  bsn = _data_config(
+    annotation_file=str(annotations_dir / 'anet_bsn_anno_action.json'),
+    video_info_csv=str(annotations_dir / 'anet_bsn_video_info.csv'),
+    num_classes=1,
+  )
+  ann = pipeline.annotations_from_config(bsn)
+  assert ann.class_names == ['action'] and len(ann.subset('validation')) == 4728
+  wrong = _data_config(annotation_file=charades.annotation_file, annotation_format='bsn')
+  with pytest.raises(ValueError, match="annotation_format='bsn'"):
+    pipeline.annotations_from_config(wrong)
