@@ -66,17 +66,19 @@ def _data_files(step_dir):
   )
 
 
-def _truncate_largest_data_file(step_dir):
-  largest = _data_files(step_dir)[-1]
-  largest.write_bytes(largest.read_bytes()[: largest.stat().st_size // 2])
+def _truncate_data_files(step_dir):
+  # Every data file: which OCDBT file holds the arrays varies from run to run.
+  for path in _data_files(step_dir):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 def _flip_bytes(step_dir):
-  largest = _data_files(step_dir)[-1]
-  data = bytearray(largest.read_bytes())
-  for i in range(len(data) // 3, len(data) // 3 + 32):
-    data[i] ^= 0xFF
-  largest.write_bytes(bytes(data))
+  # The middle third of every data file: a few bytes of one file may land where restore never reads.
+  for path in _data_files(step_dir):
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 3, 2 * len(data) // 3):
+      data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
 
 
 def _delete_metadata(step_dir):
@@ -88,7 +90,7 @@ def _delete_state_item(step_dir):
 
 
 @pytest.mark.parametrize(
-  'damage', [_truncate_largest_data_file, _flip_bytes, _delete_metadata, _delete_state_item]
+  'damage', [_truncate_data_files, _flip_bytes, _delete_metadata, _delete_state_item]
 )
 def test_damaged_latest_step_falls_back_to_the_previous_one(tmp_path, caplog, damage):
   states = save_steps(tmp_path, [1, 2, 3])
