@@ -27,6 +27,7 @@ step is forward+backward plus that update.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -157,7 +158,8 @@ def run_case(case: dict, runs: int) -> dict:
   from asl_jax.model.build import build_model
   from asl_jax.ops import segments as seg_ops
   from asl_jax.train import optim
-  from asl_jax.train.objective import LossConfig, compute_losses
+  from asl_jax.train.build import build_loss_config
+  from asl_jax.train.objective import compute_losses
 
   jax.config.update('jax_enable_compilation_cache', False)
   config = build_config(case['window'])
@@ -168,19 +170,7 @@ def run_case(case: dict, runs: int) -> dict:
     {'params': jax.random.key(0)}, batch['feats'][:1, :BASE_LEN], batch['mask'][:1, :BASE_LEN]
   )['params']
   points = jnp.asarray(seg_ops.make_points(t_len, config.model.regression_ranges))
-  t = config.train
-  loss_cfg = LossConfig(
-    num_classes=NUM_CLASSES,
-    center_sample_radius=t.center_sample_radius,
-    reg_loss_weight=t.reg_loss_weight,
-    focal_alpha=t.focal_alpha,
-    focal_gamma=t.focal_gamma,
-    label_smoothing=t.label_smoothing,
-    sensitivity_loss_weight=t.sensitivity_loss_weight,
-    contrastive_weight=t.contrastive_weight,
-    contrastive_delta=t.contrastive_delta,
-    contrastive_temperature=t.contrastive_temperature,
-  )
+  loss_cfg = dataclasses.replace(build_loss_config(config), num_classes=NUM_CLASSES)
 
   @jax.jit
   def forward(params, feats, mask):
@@ -198,7 +188,9 @@ def run_case(case: dict, runs: int) -> dict:
         deterministic=False,
         rngs={'dropout': drop, 'droppath': path},
       )
-      return compute_losses(outputs, batch, points, jnp.float32(t.init_loss_norm), loss_cfg)
+      return compute_losses(
+        outputs, batch, points, jnp.float32(config.train.init_loss_norm), loss_cfg
+      )
 
     return jax.value_and_grad(loss_fn, has_aux=True)(params)
 

@@ -77,7 +77,8 @@ def bench_train(config, steps: int) -> dict:
   from asl_jax import parallel
   from asl_jax.model.build import build_model
   from asl_jax.ops.segments import make_points
-  from asl_jax.train import objective, optim, step
+  from asl_jax.train import optim, step
+  from asl_jax.train.build import build_loss_config
   from asl_jax.train.state import create_train_state
 
   model = build_model(config)
@@ -88,9 +89,7 @@ def bench_train(config, steps: int) -> dict:
   schedule = optim.build_schedule(learning_rate=1e-4, warmup_steps=10, total_steps=1000)
   tx = optim.build_optimizer(schedule=schedule, weight_decay=0.05, clip_grad_norm=1.0)
   state = create_train_state(params, tx, init_loss_norm=100.0, rng=jax.random.PRNGKey(0))
-  loss_cfg = objective.LossConfig(
-    num_classes=config.data.num_classes, contrastive_weight=config.train.contrastive_weight
-  )
+  loss_cfg = build_loss_config(config)
   mesh = parallel.create_mesh()
   fn = step.jit_train_step(
     step.make_train_step(

@@ -9,7 +9,7 @@ from asl_jax.evaluation.metrics import TIOU_PRESETS
 from asl_jax.model.build import build_model
 from asl_jax.ops import segments as seg_ops
 from asl_jax.train import optim
-from asl_jax.train.objective import LossConfig
+from asl_jax.train.build import build_loss_config
 from asl_jax.train.state import create_train_state
 from asl_jax.train.step import jit_train_step, make_train_step
 from tests.test_configs import load
@@ -137,22 +137,6 @@ def _batch(config, rng):
   }
 
 
-def _loss_config(config) -> LossConfig:
-  t = config.train
-  return LossConfig(
-    num_classes=config.data.num_classes,
-    center_sample_radius=t.center_sample_radius,
-    reg_loss_weight=t.reg_loss_weight,
-    focal_alpha=t.focal_alpha,
-    focal_gamma=t.focal_gamma,
-    label_smoothing=t.label_smoothing,
-    sensitivity_loss_weight=t.sensitivity_loss_weight,
-    contrastive_weight=t.contrastive_weight,
-    contrastive_delta=t.contrastive_delta,
-    contrastive_temperature=t.contrastive_temperature,
-  )
-
-
 def _training(config):
   """(model, un-jitted step, initial state shapes, batch) at the config's (shrunk) geometry."""
   model = build_model(config)
@@ -163,7 +147,9 @@ def _training(config):
     schedule=schedule, weight_decay=t.weight_decay, clip_grad_norm=t.clip_grad_norm
   )
   points = seg_ops.make_points(config.data.max_seq_len, config.model.regression_ranges)
-  step = make_train_step(model, points, tx, schedule, _loss_config(config), ema_decay=t.ema_decay)
+  step = make_train_step(
+    model, points, tx, schedule, build_loss_config(config), ema_decay=t.ema_decay
+  )
 
   def init_state(rng):
     params = model.init({'params': rng}, batch['feats'][:1], batch['mask'][:1])['params']
