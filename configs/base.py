@@ -53,6 +53,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.synthetic.seed = 0  # Generator seed (independent of config.seed).
   data.synthetic.min_len = 128  # Shortest video in grid steps.
   data.synthetic.max_len = 384  # Longest video in grid steps.
+  # How hard the features are (asl_jax.tools.synthesize.SynthesisSpec fields; defaults = demo).
+  data.synthetic.signal_amplitude = 4.0  # Prototype norm relative to the noise per channel.
+  data.synthetic.weak_frame_prob = 0.15  # Fraction of action frames that carry little signal.
+  data.synthetic.shared_fraction = 0.25  # Similarity that classes share within a sub-action.
+  data.synthetic.distractor_amplitude = 1.5  # Strength of the background distractors.
+  data.synthetic.distractor_similarity = 0.3  # Squared cosine distractor ~ class middle part.
 
   # ---------------------------------------------------------------- model
   model = config.model = ml_collections.ConfigDict()

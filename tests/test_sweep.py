@@ -1,5 +1,6 @@
 """launch.sweep: each sweep expands to the paper's rows, and each printed command's config loads."""
 
+import json
 import shlex
 
 import pytest
@@ -97,3 +98,30 @@ def test_gpu_and_tpu_launchers(capsys):
 def test_mistakes_fail_before_printing(capsys, argv, message):
   status, commands, err = _run_main(capsys, '--config=configs/charades_i3d.py', *argv)
   assert status == 2 and commands == [] and message in err
+
+
+def test_study_summary_gives_mean_and_sample_std_per_row(tmp_path, capsys):
+  from launch import summarize_study
+
+  values = {'asl': [0.70, 0.74, 0.72], 'no_class_level+no_instance_level+no_ascl': [0.60, 0.66]}
+  for row, per_seed in values.items():
+    for seed, value in enumerate(per_seed, start=1):
+      run = tmp_path / 'demo' / 'table5' / row / f'seed{seed}'
+      run.mkdir(parents=True)
+      metrics = {'tious': [0.3, 0.7], 'mAP': [value + 0.1, value - 0.1], 'average_mAP': value}
+      (run / 'metrics.json').write_text(json.dumps({'ema': metrics, 'raw': metrics}))
+
+  assert summarize_study.main([str(tmp_path), '--out', str(tmp_path / 'table.md')]) == 0
+  lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
+  baseline, full = lines[1], lines[2]  # Ordered by the number of components kept.
+  assert baseline.startswith('| – | – | – | 60.00 | 66.00 | n/a | **63.00 ± 4.24** | 73.00 | 53.00')
+  assert full.startswith('| ✓ | ✓ | ✓ | 70.00 | 74.00 | 72.00 | **72.00 ± 2.00** | 82.00 | 62.00')
+  summary = json.loads((tmp_path / 'table.json').read_text())
+  assert [r['row'] for r in summary['demo']] == list(reversed(values))
+
+
+def test_study_summary_rejects_rows_that_are_not_table5():
+  from launch import summarize_study
+
+  with pytest.raises(ValueError, match='not a Table 5 row'):
+    summarize_study.components_of('no_ascl+lambda_0.1')

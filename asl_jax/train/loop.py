@@ -53,6 +53,11 @@ def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
     num_frames=int(data.num_frames),
     min_len=data.synthetic.min_len,
     max_len=data.synthetic.max_len,
+    signal_amplitude=data.synthetic.signal_amplitude,
+    weak_frame_prob=data.synthetic.weak_frame_prob,
+    shared_fraction=data.synthetic.shared_fraction,
+    distractor_amplitude=data.synthetic.distractor_amplitude,
+    distractor_similarity=data.synthetic.distractor_similarity,
   )
   logger.info('synthetic dataset: %s', summary)
 

@@ -1,0 +1,98 @@
+"""Summarises a Table 5 sweep (launch/synthetic_study.sh): mean +- std average mAP per row.
+
+  python -m launch.summarize_study workdirs/study [--out docs/synthetic_study_results.md]
+
+Reads ``ROOT/<config>/table5/<row>/seed<N>/metrics.json`` (written by asl_jax.main) and prints a
+Markdown table per config: which components the row keeps, the average mAP of every seed (EMA
+weights), their mean and sample standard deviation, and the mean mAP at each tIoU. Rows with
+missing seeds are shown with the seeds they have; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+# Row directory names (launch/sweep.py: variants joined with '+'; 'asl' = no variant).
+COMPONENTS = (
+  ('class-level', 'no_class_level'),
+  ('instance-level', 'no_instance_level'),
+  ('ASCL', 'no_ascl'),
+)
+
+
+def components_of(row: str) -> tuple[bool, ...]:
+  """Which of the three ASL components a row keeps (True = on)."""
+  off = set(row.split('+')) if row != 'asl' else set()
+  unknown = off - {flag for _, flag in COMPONENTS}
+  if unknown:
+    raise ValueError(f'row {row!r}: not a Table 5 row (unknown parts {sorted(unknown)})')
+  return tuple(flag not in off for _, flag in COMPONENTS)
+
+
+def collect(sweep_dir: pathlib.Path, weights: str = 'ema') -> dict[str, dict[int, dict]]:
+  """{row: {seed: metrics of ``weights``}} for every finished run under ``sweep_dir``."""
+  runs: dict[str, dict[int, dict]] = {}
+  for path in sorted(sweep_dir.glob('*/seed*/metrics.json')):
+    row, seed = path.parent.parent.name, int(path.parent.name.removeprefix('seed'))
+    metrics = json.loads(path.read_text())
+    runs.setdefault(row, {})[seed] = metrics[weights] if weights in metrics else metrics
+  return runs
+
+
+def table(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
+  """Markdown lines, and one record per row (for JSON), ordered by number of components."""
+  ordered = sorted(runs, key=lambda r: (sum(components_of(r)), components_of(r)[::-1]))
+  seeds = sorted({s for r in runs.values() for s in r})
+  tious = next(iter(next(iter(runs.values())).values()))['tious']
+  header = [name for name, _ in COMPONENTS] + [f'seed {s}' for s in seeds]
+  header += ['mean ± std', *(f'@{t:g}' for t in tious)]
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  records = []
+  for row in ordered:
+    per_seed = runs[row]
+    avg = np.array([per_seed[s]['average_mAP'] for s in sorted(per_seed)]) * 100
+    at_tiou = np.mean([per_seed[s]['mAP'] for s in sorted(per_seed)], axis=0) * 100
+    std = avg.std(ddof=1) if len(avg) > 1 else float('nan')
+    cells = ['✓' if on else '–' for on in components_of(row)]
+    cells += [f'{per_seed[s]["average_mAP"] * 100:.2f}' if s in per_seed else 'n/a' for s in seeds]
+    cells += [f'**{avg.mean():.2f} ± {std:.2f}**', *(f'{v:.2f}' for v in at_tiou)]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+    records.append(
+      dict(row=row, seeds=sorted(per_seed), average_mAP=avg.tolist(), mean=avg.mean(), std=std)
+    )
+  return lines, records
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('root', type=pathlib.Path, help='The study root (workdirs/study).')
+  parser.add_argument('--out', type=pathlib.Path, help='Also write the tables here.')
+  parser.add_argument('--weights', default='ema', choices=('ema', 'raw'))
+  args = parser.parse_args(argv)
+  sweeps = sorted(args.root.glob('*/table5'))
+  if not sweeps:
+    print(f'no */table5 sweeps under {args.root}', file=sys.stderr)
+    return 1
+  out, summary = [], {}
+  for sweep_dir in sweeps:
+    runs = collect(sweep_dir, args.weights)
+    if not runs:
+      continue
+    lines, records = table(runs)
+    name = sweep_dir.parent.name
+    out += [f'### {name} (average mAP %, {args.weights} weights)', '', *lines, '']
+    summary[name] = records
+  print('\n'.join(out))
+  if args.out:
+    args.out.write_text('\n'.join(out))
+    args.out.with_suffix('.json').write_text(json.dumps(summary, indent=1))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
