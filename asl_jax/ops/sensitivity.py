@@ -68,16 +68,18 @@ def sensitivity_weights(
   """``h_cls = p_cls + sg(q_cls)`` and ``h_loc = p_sot + p_eot + sg(q_loc)`` (paper eq. 8-10).
 
   The instance-level terms are stop-gradient: the losses they weight must not pull q towards 0;
-  q learns only from its quality targets (L_s). Absent parts contribute nothing; a sub-task with
-  no part at all gets weight 1 (the plain detector).
+  q learns only from its quality targets (L_s). A sub-task without class-level Gaussians keeps
+  the plain detector's weight 1 in place of p, so ``h = 1 + sg(q)`` (1 with no q either). The
+  paper does not say what replaces p in its rows without class-level sensitivity; a literal
+  ``h = sg(q)`` weights every positive by its own GT-class score, which starts at the prior
+  (0.01), and training collapses (docs/synthetic_study.md measures it).
   """
 
-  def combine(*terms):
-    present = [x for x in terms if x is not None]
-    return sum(present[1:], present[0]) if present else jnp.ones(shape)
+  def combine(p_term, q_term):
+    base = jnp.ones(shape) if p_term is None else p_term
+    return base if q_term is None else base + jax.lax.stop_gradient(q_term)
 
-  sg = lambda x: None if x is None else jax.lax.stop_gradient(x)
-  return combine(p['cls'], sg(q_cls)), combine(p['loc'], sg(q_loc))
+  return combine(p['cls'], q_cls), combine(p['loc'], q_loc)
 
 
 def quality_targets(

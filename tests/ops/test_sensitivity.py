@@ -56,9 +56,15 @@ def test_sensitivity_weights_combinations():
   np.testing.assert_allclose(h_loc, [1.1, 1.7, 0.4], rtol=1e-6)
   none = {'cls': None, 'loc': None}
   h_cls, h_loc = sens.sensitivity_weights(none, None, None, shape)
-  np.testing.assert_array_equal(h_cls, 1.0) and np.testing.assert_array_equal(h_loc, 1.0)
-  h_cls, _ = sens.sensitivity_weights(none, q, None, shape)
-  np.testing.assert_allclose(h_cls, q)
+  np.testing.assert_array_equal(h_cls, 1.0)
+  np.testing.assert_array_equal(h_loc, 1.0)
+  # Without class-level Gaussians the plain detector's weight 1 takes p's place.
+  h_cls, h_loc = sens.sensitivity_weights(none, q, None, shape)
+  np.testing.assert_allclose(h_cls, [1.1, 1.2, 1.3], rtol=1e-6)
+  np.testing.assert_array_equal(h_loc, 1.0)
+  h_cls, h_loc = sens.sensitivity_weights({'cls': p['cls'], 'loc': None}, None, q, shape)
+  np.testing.assert_allclose(h_cls, p['cls'])
+  np.testing.assert_allclose(h_loc, 1 + q)
   # Instance terms carry no gradient through the weights.
   g = jax.grad(lambda q: sens.sensitivity_weights(p, q, q, shape)[0].sum())(q)
   np.testing.assert_array_equal(g, 0.0)
