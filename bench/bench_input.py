@@ -1,18 +1,27 @@
 """Input speed: TFDS shards through tf.data against plain np.load of .npy files, in one run.
 
-python -m bench.bench_input [--quick] [--out bench/results_input.json] [--tmp DIR]
+python -m bench.bench_input [--quick] [--videos N] [--passes N] [--encodings bytes,zlib]
+    [--out bench/results_input.json] [--tmp DIR]
 
 Data: THUMOS-like videos (T uniform in [1800, 2200], C = 2048 float32, ~16 MB each; 24 videos,
 or 12 with --quick) written as .npy files into a temporary folder, with an ActionFormer-format
 annotation file (feature stride 4, 16-frame windows, 30 fps, 2-8 actions per video). The values
 are |N(0, 1)|: dense and non-negative like pooled I3D features, so zlib gains little; sparse
-features would compress better. Both encodings are built with ``asl_jax.data.tfds_builder.build``
+features would compress better. Each encoding is built with ``asl_jax.data.tfds_builder.build``
 (validation included in the build time).
 
-Measured (examples/s, median of N passes over all videos, N = 3 or 2 with --quick; every pass
+Measured per reader, median of N passes over all videos (N = 3, or 2 with --quick; every pass
 reads files the previous pass just read, so all numbers are page-cache-warm):
+  * examples/s: videos of a pass / the pass's seconds, everything included;
+  * first s: seconds until the first example (building the tf.data pipeline, opening shards,
+    and for training filling the shuffle buffer: with --quick it holds the whole split);
+  * steady/s: examples/s after the first one - what a long epoch approaches;
+  * CPU ms/example: process CPU time (all threads) of the pass per example: the work done,
+    which other load on the machine disturbs far less than wall-clock rates.
+With few videos per pass the fixed first-example cost dominates examples/s: compare steady/s
+for the per-example cost. Readers:
   * np.load: each .npy file loaded with np.load (the numpy pipeline's reader) - the baseline.
-  * TFDS read: ``as_dataset`` of the split, decoded to numpy (no crop, no batching).
+  * TFDS read: ``as_dataset`` of the split, decoded to numpy (no crop, no batching, no cache).
   * TFDS train: ``TFDSTrainBatches`` (shuffle, random crop to 2304, pad, batch 2, prefetch 2).
   * TFDS eval: ``tf_pipeline.eval_batches`` (pad to a multiple of 2304, batch 2).
 On-disk bytes per example: the TFRecord shards of the split / videos, against the .npy files.
@@ -89,14 +98,32 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed_passes(fn, passes: int) -> tuple[float, int]:
-  """Median seconds of ``passes`` calls of ``fn`` (which returns the examples it produced)."""
-  times, count = [], 0
+def timed_passes(make_iter, passes: int, count=lambda item: 1) -> dict:
+  """Medians over ``passes`` of: examples/s of the pass, seconds to its first item, and
+  examples/s after the first item. ``make_iter()`` starts a pass; ``count(item)`` is the number of
+  examples an item holds (a batch: its videos)."""
+  rates, firsts, steadies, cpus, n = [], [], [], [], 0
   for _ in range(passes):
-    t0 = time.perf_counter()
-    count = fn()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times), count
+    c0, t0 = time.process_time(), time.perf_counter()
+    items = iter(make_iter())
+    first = next(items)
+    t1 = time.perf_counter()
+    n, rest = count(first), 0
+    for item in items:
+      rest += count(item)
+    t2 = time.perf_counter()
+    n += rest
+    rates.append(n / (t2 - t0))
+    firsts.append(t1 - t0)
+    steadies.append(rest / (t2 - t1) if rest else float('nan'))
+    cpus.append((time.process_time() - c0) * 1e3 / n)
+  return dict(
+    examples_per_s=statistics.median(rates),
+    first_example_s=statistics.median(firsts),
+    steady_examples_per_s=statistics.median(steadies),
+    cpu_ms_per_example=statistics.median(cpus),
+    examples=n,
+  )
 
 
 def folder_bytes(path: str, suffix: str) -> int:
@@ -112,6 +139,7 @@ def bench_shards(path: str, config, passes: int, num_videos: int) -> list[dict]:
   """Raw TFDS read, the training pipeline and the evaluation pipeline over one built dataset."""
   from asl_jax.data import tf_pipeline
 
+  tfds = tf_pipeline.tfds
   shard_bytes = folder_bytes(path, '.tfrecord')
   builder = tf_pipeline.open_dataset(path)
   train = tf_pipeline.TFDSTrainBatches(
@@ -126,25 +154,33 @@ def bench_shards(path: str, config, passes: int, num_videos: int) -> list[dict]:
   )
   epochs = iter(range(1000))
 
-  def read_pass() -> int:
-    return sum(1 for _ in builder.as_dataset(split='validation').as_numpy_iterator())
+  def read_pass():
+    # No autocache (as the training and evaluation pipelines): it would time filling an
+    # in-memory copy of the split, anew each pass.
+    config = tfds.ReadConfig(try_autocache=False)
+    return builder.as_dataset(split='validation', read_config=config).as_numpy_iterator()
 
-  def train_pass() -> int:
-    return sum(len(b['feats']) for b in train.epoch(next(epochs)))
+  def train_pass():
+    return train.epoch(next(epochs))
 
-  def eval_pass() -> int:
-    batches = tf_pipeline.eval_batches(
+  def eval_pass():
+    return tf_pipeline.eval_batches(
       path, subsets=['validation'], batch_size=2, max_seq_len=MAX_SEQ_LEN
     )
-    return sum(v is not None for b in batches for v in b.videos)
 
   rows = []
-  for name, fn in (('read', read_pass), ('train', train_pass), ('eval', eval_pass)):
-    seconds, n = timed_passes(fn, passes)
+  for name, fn, count in (
+    ('read', read_pass, lambda ex: 1),
+    ('train', train_pass, lambda batch: len(batch['feats'])),
+    ('eval', eval_pass, lambda batch: sum(v is not None for v in batch.videos)),
+  ):
+    timing = timed_passes(fn, passes, count)
+    expected = num_videos - num_videos % 2 if name == 'train' else num_videos  # Full batches.
+    assert timing['examples'] == expected, (name, timing)
     rows.append(
       dict(
         reader=f'TFDS {name}',
-        examples_per_s=n / seconds,
+        **timing,
         bytes_per_example=shard_bytes / num_videos,
         peak_rss_mb=peak_rss_mb(),
       )
@@ -155,10 +191,16 @@ def bench_shards(path: str, config, passes: int, num_videos: int) -> list[dict]:
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--quick', action='store_true', help='12 videos and 2 passes, not 24 and 3')
+  parser.add_argument('--videos', type=int, default=None, help='videos (overrides --quick)')
+  parser.add_argument('--passes', type=int, default=None, help='passes (overrides --quick)')
+  parser.add_argument(
+    '--encodings', default='bytes,zlib', help='comma-separated TFDS encodings to build and read'
+  )
   parser.add_argument('--out', default='bench/results_input.json', help='JSON results')
   parser.add_argument('--tmp', default=None, help='scratch folder (default: system temp)')
   args = parser.parse_args(argv)
   num_videos, passes = (12, 2) if args.quick else (24, 3)
+  num_videos, passes = args.videos or num_videos, args.passes or passes
   load_before = os.getloadavg()
   scratch = tempfile.mkdtemp(prefix='bench_input_', dir=args.tmp)
   try:
@@ -175,22 +217,22 @@ def run(args, scratch: str, num_videos: int, passes: int, load_before) -> dict:
   feature_dir = config.feature_dir
   npy_bytes = folder_bytes(feature_dir, '.npy')
 
-  def numpy_pass() -> int:
-    for vid in database:
-      np.load(os.path.join(feature_dir, f'{vid}.npy'))
-    return len(database)
+  def numpy_pass():
+    return (np.load(os.path.join(feature_dir, f'{vid}.npy')) for vid in database)
 
-  rows = []
-  seconds, n = timed_passes(numpy_pass, passes)
-  rows.append(
-    dict(reader='np.load (.npy)', examples_per_s=n / seconds, bytes_per_example=npy_bytes / n)
-  )
-  rows[-1]['peak_rss_mb'] = peak_rss_mb()
+  rows = [
+    dict(
+      reader='np.load (.npy)',
+      **timed_passes(numpy_pass, passes),
+      bytes_per_example=npy_bytes / num_videos,
+      peak_rss_mb=peak_rss_mb(),
+    )
+  ]
 
   from asl_jax.data import tfds_builder
 
   tfds_builder.tfds.disable_progress_bar()
-  for encoding in ('bytes', 'zlib'):
+  for encoding in [e.strip() for e in args.encodings.split(',') if e.strip()]:
     t0 = time.perf_counter()
     path = tfds_builder.build(config, os.path.join(scratch, encoding), encoding=encoding)
     build_s = time.perf_counter() - t0
@@ -199,12 +241,15 @@ def run(args, scratch: str, num_videos: int, passes: int, load_before) -> dict:
 
   base_rate, base_bytes = rows[0]['examples_per_s'], rows[0]['bytes_per_example']
   lines = [
-    '| reader | examples/s | vs np.load | MB/example on disk | vs .npy | peak RSS MB |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| reader | examples/s | vs np.load | first s | steady/s | CPU ms/example | MB/example on disk '
+    '| vs .npy | peak RSS MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for r in rows:
     lines.append(
       f'| {r["reader"]} | {r["examples_per_s"]:.1f} | {r["examples_per_s"] / base_rate:.2f}x | '
+      f'{r["first_example_s"]:.3f} | {r["steady_examples_per_s"]:.1f} | '
+      f'{r["cpu_ms_per_example"]:.1f} | '
       f'{r["bytes_per_example"] / 2**20:.2f} | {r["bytes_per_example"] / base_bytes:.3f} | '
       f'{r["peak_rss_mb"]:.0f} |'
     )
@@ -215,6 +260,7 @@ def run(args, scratch: str, num_videos: int, passes: int, load_before) -> dict:
   result = {
     'benchmark': 'input',
     'quick': args.quick,
+    'encodings': args.encodings,
     'num_videos': num_videos,
     'passes': passes,
     'channels': CHANNELS,

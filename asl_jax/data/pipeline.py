@@ -5,19 +5,30 @@ partial batch dropped), crops long videos (and, with ``crop_ratio``, short ones)
 window that keeps at least one action, and right-pads features to ``max_seq_len``. Evaluation
 visits every video exactly once without cropping. Everything is a pure function of
 ``(seed, epoch, video)``, so a resumed run sees the same data as an uninterrupted one.
+
+Loading from a config (:func:`annotations_from_config`, :func:`load_split_from_config`,
+:func:`make_video`) is also what the TFDS builder and the validator use, so shards hold exactly
+what file-based loading produces.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
+import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+import os
+import tempfile
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from asl_jax.data import annotations as annotations_lib
 from asl_jax.data import features as features_lib
+from asl_jax.data import storage
 from asl_jax.data.feature_formats import FeatureReader
 from asl_jax.data.feature_geometry import adapt_features
 from asl_jax.data.geometry import FeatureGeometry
@@ -43,6 +54,56 @@ class Video:
     return self.record.video_id
 
 
+def geometry_from_config(data_config) -> dict[str, Any]:
+  """The :func:`make_video` geometry keywords of a ``config.data`` section."""
+  return dict(
+    feat_stride=float(data_config.feat_stride),
+    num_frames=float(data_config.num_frames),
+    downsample_rate=int(data_config.downsample_rate),
+    force_upsampling=bool(data_config.force_upsampling),
+    max_seq_len=int(data_config.max_seq_len) if data_config.max_seq_len else None,
+  )
+
+
+def make_video(
+  record: VideoRecord,
+  feats: np.ndarray,
+  *,
+  feat_stride: float,
+  num_frames: float,
+  downsample_rate: int = 1,
+  force_upsampling: bool = False,
+  max_seq_len: int | None = None,
+) -> Video:
+  """One video as the model sees it: raw ``[T, C]`` features through the geometry, GT in grid units.
+
+  The single place that turns a record and its features into a :class:`Video`, so the file-based
+  pipeline, the TFDS builder and the validator cannot disagree.
+  """
+  feats, geometry = adapt_features(
+    feats,
+    duration=record.duration,
+    fps=record.fps,
+    feat_stride=feat_stride,
+    num_frames=num_frames,
+    downsample_rate=downsample_rate,
+    force_upsampling=force_upsampling,
+    max_seq_len=max_seq_len,
+    video_id=record.video_id,
+  )
+  segments = geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2)
+  return Video(record, feats, geometry, segments, record.labels.astype(np.int32))
+
+
+def iter_videos(
+  records: Iterable[VideoRecord], reader: FeatureReader, **geometry: Any
+) -> Iterator[Video]:
+  """:func:`make_video` of each record with its features from ``reader``, one at a time (so a
+  dataset larger than memory can be streamed into shards)."""
+  for record in records:
+    yield make_video(record, reader.load(record.video_id), **geometry)
+
+
 def load_videos(
   annotations: AnnotationSet,
   subsets: Sequence[str],
@@ -53,7 +114,7 @@ def load_videos(
   input_dim: int,
   feat_stride: float,
   num_frames: float,
-  reader=None,
+  reader: FeatureReader | None = None,
   downsample_rate: int = 1,
   force_upsampling: bool = False,
   max_seq_len: int | None = None,
@@ -64,92 +125,173 @@ def load_videos(
   without it one folder of ``.npy``/``.npz`` files is read. The per-video geometry (downsampling,
   fixed-length resizing, unknown fps) follows ``feature_geometry.adapt_features``.
   """
+  geometry = dict(
+    feat_stride=feat_stride,
+    num_frames=num_frames,
+    downsample_rate=downsample_rate,
+    force_upsampling=force_upsampling,
+    max_seq_len=max_seq_len,
+  )
+  records = annotations.subset(subsets)
+  if reader is not None:
+    return list(iter_videos(records, reader, **geometry))
   videos = []
-  for record in annotations.subset(subsets):
-    if reader is not None:
-      feats = reader.load(record.video_id)
-    else:
-      path = features_lib.feature_path(
-        feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext
-      )
-      feats = features_lib.load_features(path, expected_dim=input_dim, video_id=record.video_id)
-    feats, geometry = adapt_features(
-      feats,
-      duration=record.duration,
-      fps=record.fps,
-      feat_stride=feat_stride,
-      num_frames=num_frames,
-      downsample_rate=downsample_rate,
-      force_upsampling=force_upsampling,
-      max_seq_len=max_seq_len,
-      video_id=record.video_id,
+  for record in records:
+    path = features_lib.feature_path(
+      feature_dir, record.video_id, prefix=feature_prefix, ext=feature_ext
     )
-    segments = geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2)
-    videos.append(Video(record, feats, geometry, segments, record.labels.astype(np.int32)))
+    feats = features_lib.load_features(path, expected_dim=input_dim, video_id=record.video_id)
+    videos.append(make_video(record, feats, **geometry))
   return videos
 
 
-def annotations_from_config(data_config) -> AnnotationSet:
-  """Loads ``data.annotation_file`` with the options its schema takes (schema detected)."""
-  path = data_config.annotation_file
-  schema = annotations_lib.detect_schema(annotations_lib.read_json(path))
-  wanted = {'actionformer': 'database'}.get(
-    data_config.annotation_format, data_config.annotation_format
-  )
+_LOADERS = {
+  'database': annotations_lib.load_actionformer_json,
+  'flat': annotations_lib.load_flat_json,
+  'superevents': annotations_lib.load_superevents_json,
+  'bsn': annotations_lib.load_bsn_json,
+}
+
+
+def annotation_schema(annotation_file: str, data: Any, annotation_format: str = 'auto') -> str:
+  """The schema of the parsed file ``data`` (:func:`annotations.detect_schema`); raises when
+  ``annotation_format`` (a config's ``data.annotation_format``) names another one."""
+  schema = annotations_lib.detect_schema(data)
+  wanted = {'actionformer': 'database'}.get(annotation_format, annotation_format)
   if wanted != 'auto' and wanted != schema:
     raise ValueError(
-      f'{path}: data.annotation_format={data_config.annotation_format!r} but the file is '
+      f'{annotation_file}: data.annotation_format={annotation_format!r} but the file is '
       f'{schema!r}-format'
     )
-  fps = data_config.default_fps if data_config.default_fps > 0 else None
-  class_names = (
-    annotations_lib.read_class_names(data_config.class_names_file)
-    if data_config.class_names_file and schema != 'bsn'
-    else None
+  return schema
+
+
+def _write_without(
+  data: Any, schema: str, exclude: set[str], folder: str, video_info_csv: str
+) -> tuple[str, str]:
+  """Copies of the annotation file (and BSN's video_info.csv) without the ``exclude`` videos.
+
+  The loaders refuse some bad videos outright, so the ones the validator flagged must be gone
+  from the files before loading, whatever the schema.
+  """
+  if schema == 'database' and isinstance(data['database'], dict):
+    data = dict(data, database={k: v for k, v in data['database'].items() if k not in exclude})
+  elif isinstance(data, dict) and schema != 'database':
+    data = {k: v for k, v in data.items() if k not in exclude}
+  path = os.path.join(folder, 'annotations.json')
+  with open(path, 'w', encoding='utf-8') as f:
+    json.dump(data, f)
+  if schema == 'bsn' and video_info_csv:
+    with open(video_info_csv, newline='', encoding='utf-8') as f:
+      rows = list(csv.reader(f))
+    column = rows[0].index('video') if rows and 'video' in rows[0] else None
+    if column is not None:
+      rows = rows[:1] + [r for r in rows[1:] if len(r) <= column or r[column] not in exclude]
+    video_info_csv = os.path.join(folder, 'video_info.csv')
+    with open(video_info_csv, 'w', newline='', encoding='utf-8') as f:
+      csv.writer(f).writerows(rows)
+  return path, video_info_csv
+
+
+def load_annotation_files(
+  annotation_file: str,
+  *,
+  num_classes: int,
+  annotation_format: str = 'auto',
+  video_info_csv: str = '',
+  class_names_file: str = '',
+  default_fps: float | None = None,
+  label_offset: int = 0,
+  exclude: Collection[str] = (),
+) -> AnnotationSet:
+  """Loads an annotation file of any schema with the options that schema takes.
+
+  BSN files take ``video_info_csv`` and ``class_names_file`` (``action_name.csv``) and are
+  class-agnostic when ``num_classes == 1``; the others take ``default_fps``, ``num_classes``,
+  ``class_names_file`` and (flat and super-events) ``label_offset``. Paths may be URLs (read
+  through tf.io.gfile). ``exclude`` names videos left out before loading (``build_dataset
+  --skip_bad``); errors and ``source`` still name the files given.
+  """
+  renames: list[tuple[str, str]] = []  # (temporary copy, path given): for messages and source.
+  with contextlib.ExitStack() as stack:
+
+    def local(given: str) -> str:
+      copy = stack.enter_context(storage.local_copy(given)) if given else ''
+      if copy != given:
+        renames.append((copy, given))
+      return copy
+
+    try:
+      path, info_csv, names_file = map(local, (annotation_file, video_info_csv, class_names_file))
+      data = annotations_lib.read_json(path)
+      schema = annotation_schema(annotation_file, data, annotation_format)
+      if exclude:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix='asl_jax_annotations_'))
+        path, filtered_csv = _write_without(data, schema, set(exclude), folder, info_csv)
+        renames.append((path, annotation_file))
+        if filtered_csv != info_csv:
+          renames.append((filtered_csv, video_info_csv))
+          info_csv = filtered_csv
+      if schema == 'bsn':
+        if not info_csv:
+          raise ValueError(
+            f'{path}: BSN-format annotations need video_info_csv (the subsets and fps)'
+          )
+        options: dict[str, Any] = dict(
+          video_info_csv=info_csv,
+          action_names_csv=names_file or None,
+          class_agnostic=num_classes == 1,
+        )
+      else:
+        class_names = annotations_lib.read_class_names(names_file) if names_file else None
+        options = dict(default_fps=default_fps, num_classes=num_classes, class_names=class_names)
+        if schema != 'database':
+          options['label_offset'] = label_offset
+      # The loader of the schema detected above: a copy without some videos may look like
+      # another one (an empty object is a flat file).
+      loader = _LOADERS[schema]
+      annotations = loader(path, **{k: v for k, v in options.items() if v is not None})
+    except ValueError as e:
+      if not renames:
+        raise
+      raise ValueError(_renamed(str(e), renames)) from e
+  annotations.source = _renamed(annotations.source, renames)
+  return annotations
+
+
+def _renamed(text: str, renames: list[tuple[str, str]]) -> str:
+  """``text`` with temporary file paths replaced by the paths the caller gave."""
+  for temporary, original in renames:
+    text = text.replace(temporary, original)
+  return text
+
+
+def annotations_from_config(data_config, *, exclude: Collection[str] = ()) -> AnnotationSet:
+  """Loads ``data.annotation_file`` with the options its schema takes (schema detected)."""
+  return load_annotation_files(
+    data_config.annotation_file,
+    num_classes=data_config.num_classes,
+    annotation_format=data_config.annotation_format,
+    video_info_csv=data_config.video_info_csv,
+    class_names_file=data_config.class_names_file,
+    default_fps=data_config.default_fps if data_config.default_fps > 0 else None,
+    label_offset=data_config.label_offset,
+    exclude=exclude,
   )
-  if schema == 'bsn':
-    options = dict(
-      video_info_csv=data_config.video_info_csv or None,
-      action_names_csv=data_config.class_names_file or None,
-      class_agnostic=data_config.num_classes == 1,
-    )
-  elif schema == 'database':
-    options = dict(default_fps=fps, num_classes=data_config.num_classes, class_names=class_names)
-  else:
-    options = dict(
-      default_fps=fps,
-      num_classes=data_config.num_classes,
-      label_offset=data_config.label_offset,
-      class_names=class_names,
-    )
-  return annotations_lib.load_annotations(path, **options)
 
 
 def load_split_from_config(
   data_config, subsets: Sequence[str]
 ) -> tuple[list[Video], AnnotationSet]:
-  """:func:`load_videos` with the arguments taken from a ``config.data`` section."""
+  """:func:`load_videos` with the arguments taken from a ``config.data`` section.
+
+  Features are read by ``FeatureReader.from_config`` (every format, several sets, URLs).
+  """
   annotations = annotations_from_config(data_config)
-  several = ',' in data_config.feature_dir or data_config.feature_ext.lower() in (
-    '.pt',
-    '.h5',
-    '.hdf5',
-  )
-  reader = FeatureReader.from_config(data_config) if several else None
-  videos = load_videos(
-    annotations,
-    subsets,
-    feature_dir=data_config.feature_dir,
-    feature_prefix=data_config.feature_prefix,
-    feature_ext=data_config.feature_ext,
-    input_dim=data_config.input_dim,
-    feat_stride=data_config.feat_stride,
-    num_frames=data_config.num_frames,
-    reader=reader,
-    downsample_rate=data_config.downsample_rate,
-    force_upsampling=data_config.force_upsampling,
-    max_seq_len=data_config.max_seq_len,
-  )
+  with FeatureReader.from_config(data_config) as reader:
+    videos = list(
+      iter_videos(annotations.subset(subsets), reader, **geometry_from_config(data_config))
+    )
   return videos, annotations
 
 

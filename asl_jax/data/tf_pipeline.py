@@ -9,6 +9,11 @@ pads to ``max_seq_len`` / ``max_segments``. Batches have exactly the keys and dt
 function of ``(seed, epoch, step, process_index, process_count)``: resuming at ``(epoch, step)``
 reproduces the uninterrupted run. Evaluation yields :class:`asl_jax.data.pipeline.EvalBatch`
 (every video once, uncropped, grouped by padded length).
+
+The shards already hold what file-based loading produces for the build's config (geometry
+applied: see :mod:`asl_jax.data.tfds_builder`), so nothing here depends on the schema or format.
+Features are padded by ``padded_batch`` straight into the batch (one copy of each window); a
+16 MB example still costs ~10 ms of CPU to read from a TFRecord (bench/bench_input.py).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from asl_jax.data import pipeline, storage
 from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import VideoRecord
-from asl_jax.data.tfds_builder import dataset_dir, split_name
+from asl_jax.data.tfds_builder import NAME, RELEASE_NOTES, VERSION, dataset_dir, split_name
 
 tf = storage.tensorflow()
 import tensorflow_datasets as tfds  # noqa: E402
@@ -35,12 +40,40 @@ TRAIN_KEYS = ('feats', 'mask', 'segments', 'labels', 'segment_valid')
 def open_dataset(path: str) -> tfds.core.DatasetBuilder:
   """The built dataset at ``path``: the ``--out`` folder of build_dataset or its version folder."""
   if not tf.io.gfile.exists(storage.join(path, 'dataset_info.json')):
+    older = [
+      v
+      for v in RELEASE_NOTES
+      if v != VERSION and tf.io.gfile.exists(storage.join(path, NAME, v, 'dataset_info.json'))
+    ]
     path = dataset_dir(path)
+    if older and not tf.io.gfile.exists(storage.join(path, 'dataset_info.json')):
+      raise FileNotFoundError(
+        f'{path} does not exist; the folder holds a dataset of version(s) {older}, built by an '
+        'older asl-jax: rebuild it with python -m asl_jax.tools.build_dataset --overwrite'
+      )
   if not tf.io.gfile.exists(storage.join(path, 'dataset_info.json')):
     raise FileNotFoundError(
       f'no built dataset at {path}; run python -m asl_jax.tools.build_dataset --config=... first'
     )
-  return tfds.builder_from_directory(path)
+  builder = tfds.builder_from_directory(path)
+  if builder.info.version.major != tfds.core.Version(VERSION).major:
+    raise ValueError(
+      f'{path}: dataset version {builder.info.version} was built by another asl-jax (this one '
+      f'reads {VERSION}); rebuild it with python -m asl_jax.tools.build_dataset --overwrite'
+    )
+  return builder
+
+
+def check_geometry(builder: tfds.core.DatasetBuilder, max_seq_len: int) -> None:
+  """Refuses shards resized (``force_upsampling``) to another ``max_seq_len`` than asked for:
+  their features and grid segments would not be what the config's file loading gives."""
+  meta = builder.info.metadata or {}
+  built = meta.get('max_seq_len')
+  if meta.get('force_upsampling') and built != max_seq_len:
+    raise ValueError(
+      f'{builder.data_dir}: built with force_upsampling to max_seq_len={built}, but '
+      f'max_seq_len={max_seq_len} was asked for; rebuild the shards with this config'
+    )
 
 
 def process_split(
@@ -126,6 +159,7 @@ class TFDSTrainBatches:
         f'global batch size {batch_size} is not divisible by {process_count} processes'
       )
     self.builder = open_dataset(path)
+    check_geometry(self.builder, max_seq_len)
     self.split, counts = process_split(self.builder, subsets, process_index, process_count)
     self.global_batch_size = batch_size
     self.local_batch_size = batch_size // process_count
@@ -163,7 +197,8 @@ class TFDSTrainBatches:
     )
     return np.int32(start), np.int32(window), keep.astype(bool), np.bool_(fallback)
 
-  def _crop_and_pad(self, example: dict, epoch: tf.Tensor) -> dict:
+  def _crop(self, example: dict, epoch: tf.Tensor) -> dict:
+    """One video's training window, unpadded: ``padded_batch`` pads and batches in one copy."""
     decode_feats = self.builder.info.features['features'].decode_example
     feats = decode_feats(example['features'])
     segments, labels = example['segments'], example['labels']
@@ -176,10 +211,8 @@ class TFDSTrainBatches:
     start.set_shape(())
     window.set_shape(())
     keep.set_shape([None])
+    fallback.set_shape(())
     seq_len, m = self.max_seq_len, self.max_segments
-    crop = feats[start : start + window]
-    feats = tf.pad(crop, [[0, seq_len - window], [0, 0]])
-    feats.set_shape([seq_len, crop.shape[-1]])
     startf, endf = tf.cast(start, tf.float32), tf.cast(start + window, tf.float32)
     kept = tf.boolean_mask(segments, keep)
     kept = tf.stack([tf.maximum(kept[:, 0], startf), tf.minimum(kept[:, 1], endf)], 1) - startf
@@ -187,10 +220,10 @@ class TFDSTrainBatches:
     num_kept = tf.shape(kept)[0]
     n = tf.minimum(num_kept, m)
     out = {
-      'feats': feats,
+      'feats': feats[start : start + window],  # A view of the decoded rows (dim-0 slice).
       'mask': tf.range(seq_len) < window,
-      'segments': tf.ensure_shape(tf.pad(kept[:n], [[0, m - n], [0, 0]]), [m, 2]),
-      'labels': tf.ensure_shape(tf.pad(kept_labels[:n], [[0, m - n]]), [m]),
+      'segments': kept[:n],
+      'labels': kept_labels[:n],
       'segment_valid': tf.range(m) < n,
       '_fallback': fallback,
       '_num_kept': num_kept,
@@ -199,6 +232,14 @@ class TFDSTrainBatches:
       out['video_id'] = example['video_id']
       out['window_start'] = start
     return out
+
+  def _padded_shapes(self, spec: dict) -> dict:
+    """``padded_batch`` shapes: features to ``max_seq_len``, segments to ``max_segments``."""
+    shapes = {k: v.shape for k, v in spec.items()}
+    shapes['feats'] = tf.TensorShape([self.max_seq_len, spec['feats'].shape[-1]])
+    shapes['segments'] = tf.TensorShape([self.max_segments, 2])
+    shapes['labels'] = tf.TensorShape([self.max_segments])
+    return shapes
 
   def dataset(self, epoch: int, start_step: int = 0) -> tf.data.Dataset:
     """The tf.data pipeline of ``epoch`` from in-epoch step ``start_step`` (batched, prefetched)."""
@@ -229,11 +270,13 @@ class TFDSTrainBatches:
     ds = ds.skip(start_step * self.local_batch_size)
     epoch_t = tf.constant(epoch, tf.int64)
     ds = ds.map(
-      lambda ex: self._crop_and_pad(ex, epoch_t),
+      lambda ex: self._crop(ex, epoch_t),
       num_parallel_calls=self.num_parallel_calls,
       deterministic=True,
     )
-    return ds.batch(self.local_batch_size, drop_remainder=True).prefetch(self.prefetch)
+    shapes = self._padded_shapes(ds.element_spec)
+    ds = ds.padded_batch(self.local_batch_size, padded_shapes=shapes, drop_remainder=True)
+    return ds.prefetch(self.prefetch)
 
   def epoch(self, epoch: int, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Batches of ``epoch`` from in-epoch step ``start_step``, as dicts of numpy arrays."""
@@ -250,14 +293,22 @@ class TFDSTrainBatches:
       yield out
 
 
-def _pad_to_eval_length(example: dict, max_seq_len: int) -> dict:
-  """Pads features to :func:`asl_jax.data.pipeline.eval_length` of their length (in TF)."""
-  t = tf.shape(example['features'])[0]
-  length = max_seq_len * tf.maximum(1, (t + max_seq_len - 1) // max_seq_len)
-  out = dict(example)
-  out['features'] = tf.pad(example['features'], [[0, length - t], [0, 0]])
-  out['num_segments'] = tf.shape(example['labels'])[0]
-  return out
+def _eval_key(example: dict, max_seq_len: int) -> tf.Tensor:
+  """:func:`asl_jax.data.pipeline.eval_length` of a video, in multiples of ``max_seq_len``."""
+  t = tf.cast(example['length'], tf.int64)
+  return tf.maximum(tf.constant(1, tf.int64), (t + max_seq_len - 1) // max_seq_len)
+
+
+def _eval_batch(key: tf.Tensor, window: tf.data.Dataset, batch_size: int, max_seq_len: int):
+  """Up to ``batch_size`` videos of one padded length, padded straight to it (one copy)."""
+  shapes = {k: tf.TensorShape([None] * v.shape.rank) for k, v in window.element_spec.items()}
+  dim = window.element_spec['features'].shape[-1]
+  shapes['features'] = tf.stack([key * max_seq_len, tf.constant(dim, tf.int64)])
+  return window.padded_batch(batch_size, padded_shapes=shapes)
+
+
+def _with_num_segments(example: dict) -> dict:
+  return dict(example, num_segments=tf.shape(example['labels'])[0])
 
 
 def eval_batches(
@@ -277,9 +328,14 @@ def eval_batches(
   videos of one padded length are batched together, and a group's last batch is filled with
   zero rows whose ``videos`` entry is ``None``. The order is deterministic. With
   ``process_count > 1`` each process gets a disjoint share (together all videos), and processes
-  may yield different numbers of batches.
+  may yield different numbers of batches. Each video's ``Video`` (features, record, geometry,
+  grid segments) equals what :func:`asl_jax.data.pipeline.load_split_from_config` gives.
+
+  Features are padded straight into the batch by ``padded_batch`` and handed over without another
+  copy, so a full batch's ``feats`` (and the videos' views of it) are read-only numpy arrays.
   """
   builder = open_dataset(path)
+  check_geometry(builder, max_seq_len)
   split, _ = process_split(builder, subsets, process_index, process_count)
   if not split:
     return
@@ -293,37 +349,37 @@ def eval_batches(
     skip_prefetch=True,
   )
   ds = builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
-  ds = ds.map(
-    lambda ex: _pad_to_eval_length(ex, max_seq_len),
-    num_parallel_calls=num_parallel_calls,
-    deterministic=True,
-  )
+  ds = ds.map(_with_num_segments, num_parallel_calls=num_parallel_calls, deterministic=True)
   ds = ds.group_by_window(
-    key_func=lambda ex: tf.cast(tf.shape(ex['features'])[0] // max_seq_len, tf.int64),
-    reduce_func=lambda _, window: window.padded_batch(batch_size),
+    key_func=lambda ex: _eval_key(ex, max_seq_len),
+    reduce_func=lambda key, window: _eval_batch(key, window, batch_size, max_seq_len),
     window_size=batch_size,
   ).prefetch(prefetch)
+  has_file_fps = 'file_fps' in builder.info.features
   for batch in ds.as_numpy_iterator():
     rows, length, dim = batch['features'].shape
-    feats = np.zeros((batch_size, length, dim), np.float32)
-    feats[:rows] = batch['features']
+    feats = batch['features']
+    if rows < batch_size:  # Only a group's last batch needs zero rows added (a copy).
+      feats = np.zeros((batch_size, length, dim), np.float32)
+      feats[:rows] = batch['features']
+    lengths = batch['length'].astype(np.int64)
     mask = np.zeros((batch_size, length), bool)
+    mask[:rows] = np.arange(length)[None] < lengths[:, None]
     videos: list[pipeline.Video | None] = []
     for r in range(rows):
-      t, n = int(batch['length'][r]), int(batch['num_segments'][r])
-      mask[r, :t] = True
+      t, n = int(lengths[r]), int(batch['num_segments'][r])
       record = VideoRecord(
         video_id=batch['video_id'][r].decode(),
         subset=batch['subset'][r].decode(),
         duration=float(batch['duration'][r]),
-        fps=float(batch['fps'][r]),
+        fps=float(batch['file_fps'][r] if has_file_fps else batch['fps'][r]),
         segments_sec=batch['segments_sec'][r, :n].astype(np.float64),
         labels=batch['labels'][r, :n].astype(np.int32),
       )
       geometry = FeatureGeometry(
         feat_stride=float(batch['feat_stride'][r]),
         num_frames=float(batch['num_frames'][r]),
-        fps=record.fps,
+        fps=float(batch['fps'][r]),
       )
       segments = batch['segments'][r, :n].astype(np.float32)
       videos.append(pipeline.Video(record, feats[r, :t], geometry, segments, record.labels))

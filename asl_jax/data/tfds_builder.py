@@ -1,11 +1,17 @@
-"""TFDS builder: an ActionFormer-format dataset -> TFRecord shards, one example per video.
+"""TFDS builder: any supported dataset -> TFRecord shards of what the model sees, one per video.
 
-Layout: ``OUT/asl_features/1.0.0/`` (read back with ``tfds.builder_from_directory``, no builder code
+Every example is exactly what file-based loading (:func:`asl_jax.data.pipeline.
+load_split_from_config`) produces for the same config: annotations of any schema (ActionFormer /
+ActivityNet, flat, super-events, BSN + csv; labels as the config asks, class-agnostic included),
+features of any format (.npy/.npz/.pt/HDF5, several sets concatenated) after the config's
+geometry (``downsample_rate``, ``force_upsampling``), segments in seconds and in grid units, and
+the per-video geometry that relates them. Training and evaluation need nothing but the shards.
+
+Layout: ``OUT/asl_features/2.0.0/`` (read back with ``tfds.builder_from_directory``, no builder code
 needed), one split per annotation subset (lower-cased), and ``OUT/skipped.json`` when videos were
-left out. Every example holds the video's features ``[T, C]`` (raw float32 bytes, optionally zlib)
-and its ground truth both in seconds and in grid units, plus the geometry that relates them, so
-training and evaluation need nothing but the shards. Only ``tf.io.gfile`` / ``storage`` touch
-files, so OUT, the annotation file and the features may be gs:// paths; nothing is downloaded.
+left out. Features are stored as raw float32 bytes (optionally zlib). Only ``tf.io.gfile`` /
+``storage`` touch files, so OUT, the annotation files and the features may be gs:// paths; nothing
+is downloaded.
 """
 
 from __future__ import annotations
@@ -14,18 +20,14 @@ import collections
 import dataclasses
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from asl_jax.data import annotations as annotations_lib
-from asl_jax.data import storage, validation
+from asl_jax.data import pipeline, storage, validation
 from asl_jax.data.feature_formats import FeatureReader
-from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import AnnotationSet, VideoRecord
 
 tf = storage.tensorflow()
@@ -34,8 +36,13 @@ import tensorflow_datasets as tfds  # noqa: E402  (after TF is imported with GPU
 logger = logging.getLogger(__name__)
 
 NAME = 'asl_features'
-VERSION = '1.0.0'
-VERSION_NOTES = (VERSION, 'Features [T, C], segments in seconds and grid units, geometry.')
+VERSION = '2.0.0'
+RELEASE_NOTES = {
+  '2.0.0': 'Every annotation schema and feature format; features after the config geometry '
+  '(downsample_rate, force_upsampling); per-video feat_stride / num_frames in float64; the '
+  "annotation file's fps (file_fps) besides the resolved one.",
+  '1.0.0': 'Features [T, C], segments in seconds and grid units, geometry.',
+}
 ENCODINGS = ('bytes', 'zlib')
 SKIPPED_FILE = 'skipped.json'
 
@@ -65,17 +72,35 @@ class BuildSource:
   annotations: AnnotationSet
   reader: FeatureReader
   input_dim: int
-  feat_stride: float
-  num_frames: float
+  geometry: dict[str, Any]  # pipeline.geometry_from_config: what make_video applies.
   encoding: str = 'bytes'  # Of the features: 'bytes' (raw float32) or 'zlib' (smaller, slower).
   extra_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def example_of(video: pipeline.Video) -> dict[str, Any]:
+  """The TFDS example of one :class:`asl_jax.data.pipeline.Video` (see ``AslFeatures._info``)."""
+  record, geometry = video.record, video.geometry
+  return {
+    'features': video.feats,
+    'length': np.int32(len(video.feats)),
+    'segments': video.segments,
+    'segments_sec': record.segments_sec.astype(np.float64).reshape(-1, 2),
+    'labels': video.labels,
+    'video_id': record.video_id,
+    'subset': record.subset,
+    'duration': np.float64(record.duration),
+    'fps': np.float64(geometry.fps),
+    'file_fps': np.float64(record.fps),
+    'feat_stride': np.float64(geometry.feat_stride),
+    'num_frames': np.float64(geometry.num_frames),
+  }
 
 
 class AslFeatures(tfds.core.GeneratorBasedBuilder):
   """Per-video features and ground truth; construct with ``source=`` to build."""
 
   VERSION = tfds.core.Version(VERSION)
-  RELEASE_NOTES = {VERSION_NOTES[0]: VERSION_NOTES[1]}
+  RELEASE_NOTES = RELEASE_NOTES
   # No download checksums to look up: TFDS would search next to this module's code, which for a
   # builder in a plain module needs the optional `importlib_resources` package.
   url_infos = None
@@ -88,24 +113,25 @@ class AslFeatures(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     src = self._source
-    scalar = lambda dtype: tfds.features.Scalar(dtype=dtype)
-    # Float64 goes through tf.train.Example's FloatList as float32 unless stored as raw bytes.
+    # Float64 goes through tf.train.Example's FloatList as float32 unless stored as raw bytes;
+    # the geometry must survive exactly, or grid <-> seconds would differ from file loading.
     float64 = lambda shape: tfds.features.Tensor(shape=shape, dtype=np.float64, encoding='bytes')
     features = tfds.features.FeaturesDict(
       {
         'features': tfds.features.Tensor(
           shape=(None, src.input_dim), dtype=np.float32, encoding=src.encoding
         ),
-        'length': scalar(np.int32),  # T.
+        'length': tfds.features.Scalar(dtype=np.int32),  # T after the geometry.
         'segments': tfds.features.Tensor(shape=(None, 2), dtype=np.float32),  # Grid units.
         'segments_sec': float64((None, 2)),
         'labels': tfds.features.Tensor(shape=(None,), dtype=np.int32),
         'video_id': tfds.features.Text(),
         'subset': tfds.features.Text(),  # As written in the annotation file.
         'duration': float64(()),  # Seconds.
-        'fps': float64(()),
-        'feat_stride': scalar(np.float32),
-        'num_frames': scalar(np.float32),
+        'fps': float64(()),  # Resolved (unknown fps = the features' rate): grid <-> seconds.
+        'file_fps': float64(()),  # As loaded from the annotations (-1: unknown).
+        'feat_stride': float64(()),  # This video's, after the geometry.
+        'num_frames': float64(()),
       }
     )
     ann = src.annotations
@@ -113,8 +139,12 @@ class AslFeatures(tfds.core.GeneratorBasedBuilder):
       class_names=list(ann.class_names),
       num_classes=ann.num_classes,
       input_dim=src.input_dim,
-      feat_stride=src.feat_stride,
-      num_frames=src.num_frames,
+      encoding=src.encoding,
+      feat_stride=src.geometry['feat_stride'],  # The config's, before the geometry.
+      num_frames=src.geometry['num_frames'],
+      downsample_rate=src.geometry['downsample_rate'],
+      force_upsampling=src.geometry['force_upsampling'],
+      max_seq_len=src.geometry['max_seq_len'],
       annotation_file=ann.source,
       annotation_skipped=dict(ann.skipped),
       feature_sources=[s.path for s in src.reader.sources],
@@ -137,46 +167,8 @@ class AslFeatures(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, records: list[VideoRecord]) -> Iterator[tuple[str, dict]]:
     src = self._source
-    for record in records:
-      feats = src.reader.load(record.video_id)
-      fps = record.fps
-      if fps <= 0:  # Unknown in the file: the feature rate, as pipeline.load_videos resolves it.
-        fps = len(feats) * src.feat_stride / record.duration
-      geometry = FeatureGeometry(feat_stride=src.feat_stride, num_frames=src.num_frames, fps=fps)
-      yield (
-        record.video_id,
-        {
-          'features': feats,
-          'length': np.int32(len(feats)),
-          'segments': geometry.sec_to_grid(record.segments_sec).astype(np.float32).reshape(-1, 2),
-          'segments_sec': record.segments_sec.astype(np.float64).reshape(-1, 2),
-          'labels': record.labels.astype(np.int32),
-          'video_id': record.video_id,
-          'subset': record.subset,
-          'duration': np.float64(record.duration),
-          'fps': np.float64(fps),  # Resolved: what seconds <-> grid conversions must use.
-          'feat_stride': np.float32(src.feat_stride),
-          'num_frames': np.float32(src.num_frames),
-        },
-      )
-
-
-def _load_annotations_without(
-  annotation_file: str, drop: set[str], *, default_fps: float | None, num_classes: int
-) -> AnnotationSet:
-  """Loads the annotation file minus the ``drop`` videos (the loader refuses some of them)."""
-  with storage.open_file(annotation_file, 'r') as f:
-    data = json.load(f)
-  data['database'] = {k: v for k, v in data['database'].items() if str(k) not in drop}
-  with tempfile.TemporaryDirectory(prefix='asl_jax_build_') as tmp:
-    path = os.path.join(tmp, 'annotations.json')
-    with open(path, 'w') as f:
-      json.dump(data, f)
-    out = annotations_lib.load_actionformer_json(
-      path, default_fps=default_fps, num_classes=num_classes
-    )
-  out.source = annotation_file
-  return out
+    for video in pipeline.iter_videos(records, src.reader, **src.geometry):
+      yield video.video_id, example_of(video)
 
 
 def build(
@@ -191,10 +183,14 @@ def build(
 ) -> str:
   """Validates, then writes the dataset of ``config.data`` into ``out_dir``; returns its folder.
 
+  Validation, annotation loading, feature reading and the geometry are those of the file-based
+  pipeline (:mod:`asl_jax.data.validation`, :func:`asl_jax.data.pipeline.annotations_from_config`,
+  :func:`asl_jax.data.pipeline.iter_videos`), so the shards hold what it would load.
+
   Args:
     data_config: a ``config.data`` section (annotation file, features, classes, geometry).
     out_dir: TFDS data dir (local or gs://); the shards go to :func:`dataset_dir`.
-    skip_bad: leave out the videos the validator flags (listed with the reasons in
+    skip_bad: leave out the videos the validator finds problems with (listed with the reasons in
       ``out_dir/skipped.json``) instead of refusing. Problems of the whole file (unreadable
       annotations, subset names matching nothing) always refuse.
     overwrite: replace the dataset ``out_dir`` already holds (once the new one validated);
@@ -218,6 +214,20 @@ def build(
       f'refusing to build: fix these problems{hint}\n{report.format_table()}', report
     )
   bad = report.problems_by_video()
+  if report.warnings:
+    logger.warning(
+      'validation warnings (segments the loader clips or drops): %s', report.warning_counts()
+    )
+  annotations = pipeline.annotations_from_config(data_config, exclude=set(bad))
+  if not annotations.videos:
+    raise BuildRefused(
+      f'refusing to build: every video has problems\n{report.format_table()}', report
+    )
+  if num_shards:
+    sizes = collections.Counter(split_name(v.subset) for v in annotations.videos)
+    small = {k: n for k, n in sizes.items() if n < num_shards}
+    if small:
+      raise ValueError(f'num_shards={num_shards} exceeds the videos of split(s) {small}')
   tf.io.gfile.makedirs(out_dir)
   skipped_path = storage.join(out_dir, SKIPPED_FILE)
   if bad:
@@ -227,18 +237,6 @@ def build(
   elif tf.io.gfile.exists(skipped_path):
     tf.io.gfile.remove(skipped_path)  # A stale list from an earlier build would mislead.
 
-  default_fps = data_config.default_fps if data_config.default_fps > 0 else None
-  annotations = _load_annotations_without(
-    data_config.annotation_file,
-    set(bad),
-    default_fps=default_fps,
-    num_classes=data_config.num_classes,
-  )
-  if num_shards:
-    sizes = collections.Counter(split_name(v.subset) for v in annotations.videos)
-    small = {k: n for k, n in sizes.items() if n < num_shards}
-    if small:
-      raise ValueError(f'num_shards={num_shards} exceeds the videos of split(s) {small}')
   if exists:  # Only now that the new build is known to be valid: the old one goes.
     tf.io.gfile.rmtree(target)
   with FeatureReader.from_config(data_config) as reader:
@@ -247,10 +245,13 @@ def build(
         annotations=annotations,
         reader=reader,
         input_dim=data_config.input_dim,
-        feat_stride=float(data_config.feat_stride),
-        num_frames=float(data_config.num_frames),
+        geometry=pipeline.geometry_from_config(data_config),
         encoding=encoding,
-        extra_metadata={'skipped_videos': sorted(bad)},
+        extra_metadata={
+          'skipped_videos': sorted(bad),
+          'annotation_schema': report.settings.get('schema', '?'),
+          'validation_warnings': report.warning_counts(),
+        },
       ),
       data_dir=out_dir,
     )

@@ -4,10 +4,16 @@ python -m asl_jax.tools.build_dataset --config=configs/custom.py \
     --config.data.annotation_file=... --config.data.feature_dir=... \
     [--out DIR] [--skip_bad] [--overwrite] [--encoding=bytes|zlib] [--num_shards=N]
 
-The validator (asl_jax.tools.validate_data; same tolerance flags) runs first: with problems the
-build is refused and the report printed, unless --skip_bad, which leaves the bad videos out and
-lists them with the reasons in DIR/skipped.json. The shards land in DIR/asl_features/1.0.0
-(default DIR: the annotation file's folder + '/tfds'); DIR may be gs://. Nothing is downloaded.
+Every annotation schema, feature format and geometry the config-driven file loading supports
+(asl_jax.data.pipeline.load_split_from_config) is built, and the shards hold exactly what that
+loading produces for the same config: features after downsample_rate / force_upsampling / the
+concatenation of several sets, segments in seconds and grid units, labels as the config says.
+
+The validator (asl_jax.tools.validate_data; same tolerance flags, --strict included) runs first:
+with problems the build is refused and the report printed, unless --skip_bad, which leaves the
+bad videos out and lists them with the reasons in DIR/skipped.json. The shards land in
+DIR/asl_features/2.0.0 (default DIR: data.tfds_dir, else the annotation file's folder + '/tfds');
+DIR may be gs://. Nothing is downloaded.
 """
 
 import logging

@@ -1,10 +1,13 @@
 """Numpy batching: windows keep actions, padding/masks, unknown fps, eval completeness."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
 from asl_jax.data import pipeline
 from asl_jax.data.records import AnnotationSet, VideoRecord
+from tests.data import schema_datasets
 
 
 def _annotations(tmp_path, fps: float, t: int = 50):
@@ -120,3 +123,67 @@ def test_annotations_from_config_picks_the_schema(annotations_dir):
   wrong = _data_config(annotation_file=charades.annotation_file, annotation_format='bsn')
   with pytest.raises(ValueError, match="annotation_format='bsn'"):
     pipeline.annotations_from_config(wrong)
+
+
+@pytest.mark.parametrize('case', schema_datasets.CASES)
+def test_exclude_leaves_videos_out_whatever_the_schema(case, annotations_dir, tmp_path):
+  """What build_dataset --skip_bad relies on: the rest loads as before, sources unchanged."""
+  pytest.importorskip('h5py')
+  config = schema_datasets.make(case, annotations_dir, tmp_path)
+  full = pipeline.annotations_from_config(config)
+  drop = full.videos[0].video_id
+  less = pipeline.annotations_from_config(config, exclude={drop, 'no_such_video'})
+  assert [v.video_id for v in less.videos] == [v.video_id for v in full.videos[1:]]
+  # Names the dropped video alone gave (id-labelled files) become class_<id>; the count stays.
+  assert (less.source, less.num_classes) == (full.source, full.num_classes)
+  for a, b in zip(less.videos, full.videos[1:]):
+    np.testing.assert_array_equal(a.segments_sec, b.segments_sec)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_load_split_from_config_is_load_videos_with_a_reader(annotations_dir, tmp_path):
+  config = schema_datasets.make('thumos_database', annotations_dir, tmp_path)
+  videos, annotations = pipeline.load_split_from_config(config, ['Test'])
+  direct = pipeline.load_videos(
+    annotations,
+    ['Test'],
+    feature_dir=config.feature_dir,
+    input_dim=config.input_dim,
+    feat_stride=config.feat_stride,
+    num_frames=config.num_frames,
+    downsample_rate=config.downsample_rate,
+  )
+  assert [v.video_id for v in videos] == [v.video_id for v in direct]
+  for a, b in zip(videos, direct):
+    np.testing.assert_array_equal(a.feats, b.feats)
+    np.testing.assert_array_equal(a.segments, b.segments)
+    assert a.geometry == b.geometry and a.geometry.feat_stride == 8.0  # downsample_rate 2.
+
+
+def test_annotation_files_may_be_urls(annotations_dir, tmp_path):
+  """ram:// stands in for gs://: BSN's JSON and CSV read through tf.io.gfile; errors and
+  ``source`` name the URLs, not the local copies."""
+  tf = pytest.importorskip('tensorflow')
+  config = schema_datasets.make('anet_bsn', annotations_dir, tmp_path)
+  local = pipeline.annotations_from_config(config)
+  remote = config.copy_and_resolve_references()
+  for field in ('annotation_file', 'video_info_csv'):
+    url = f'ram://asl_jax_pipeline/{field}_{pathlib.Path(config[field]).name}'
+    tf.io.gfile.copy(config[field], url, overwrite=True)
+    remote[field] = url
+  loaded = pipeline.annotations_from_config(remote)
+  assert loaded.source == f'{remote.annotation_file} + {remote.video_info_csv}'
+  assert [v.video_id for v in loaded.videos] == [v.video_id for v in local.videos]
+  assert loaded.class_names == local.class_names == ['action']
+  less = pipeline.annotations_from_config(remote, exclude={local.videos[0].video_id})
+  assert less.source == loaded.source and len(less.videos) == len(local.videos) - 1
+  tf.io.gfile.remove(remote.annotation_file)  # ram:// does not truncate on 'w'.
+  with tf.io.gfile.GFile(remote.annotation_file, 'w') as f:
+    f.write('{"v_x": {"duration_second": 5.0, "annotations": []}}')
+  with pytest.raises(ValueError, match=f"{remote.annotation_file}: video 'v_x' has no row in"):
+    pipeline.annotations_from_config(remote)
+  tf.io.gfile.remove(remote.annotation_file)
+  with tf.io.gfile.GFile(remote.annotation_file, 'w') as f:
+    f.write('{"v_x": ')
+  with pytest.raises(ValueError, match=f'{remote.annotation_file}: not a valid JSON file'):
+    pipeline.annotations_from_config(remote)

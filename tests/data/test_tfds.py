@@ -321,6 +321,19 @@ def test_remote_paths_are_read_through_gfile(source, tmp_path):
   )
 
 
+def test_shards_of_an_older_version_are_refused(built, tmp_path):
+  """Shards of 1.0.0 held raw features (no geometry): reading them as if current would be wrong."""
+  old = tmp_path / 'out' / 'asl_features' / '1.0.0'
+  shutil.copytree(built, old)
+  with pytest.raises(FileNotFoundError, match=r"version\(s\) \['1.0.0'\].*--overwrite"):
+    tf_pipeline.open_dataset(str(tmp_path / 'out'))
+  info = json.loads((old / 'dataset_info.json').read_text())
+  info['version'] = '1.0.0'
+  (old / 'dataset_info.json').write_text(json.dumps(info))
+  with pytest.raises(ValueError, match='dataset version 1.0.0 was built by another asl-jax'):
+    tf_pipeline.open_dataset(str(old))
+
+
 def test_remote_hdf5_is_read_in_place(tmp_path):
   h5py = pytest.importorskip('h5py')
   import tensorflow as tf
@@ -356,7 +369,7 @@ def test_build_cli(source, tmp_path):
   env = dict(os.environ, PYTHONPATH=str(repo))
   run = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr
-  assert f'built {root / "tfds" / "asl_features" / "1.0.0"}' in run.stdout
+  assert f'built {root / "tfds" / "asl_features" / tfds_builder.VERSION}' in run.stdout
   assert 'splits: training: 5, validation: 2' in run.stdout and 'skipped videos: 1' in run.stdout
   skipped = json.loads((root / 'tfds' / 'skipped.json').read_text())
   assert list(skipped['videos']) == ['synth_00004']

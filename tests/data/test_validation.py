@@ -107,18 +107,35 @@ def test_unreadable_and_bad_shape_features(dataset):
   assert kinds == {('synth_00005', 'unreadable_features'), ('synth_00006', 'bad_shape')}
 
 
-def test_segment_outside_duration(dataset):
+def _warned(report, video_id):
+  """The (kind, field) warnings, all of which must concern ``video_id``; no problems."""
+  assert report.ok, report.format_table()
+  assert {p.video_id for p in report.warnings} == {video_id}, report.format_table()
+  return {(p.kind, p.field) for p in report.warnings}
+
+
+def test_segment_outside_duration_is_a_warning_unless_strict(dataset):
+  """The loader clips such segments (real files have many: Charades), so they warn by default."""
+
   def edit(db):
     video = db['synth_00000']
     video['annotations'][0]['segment'][1] = video['duration'] + 5.0
     video['annotations'][1]['segment'][0] = -1.0
 
   _edit_json(dataset, edit)
-  report = _validate(dataset)
-  assert _only(report, 'synth_00000') == {
+  expected = {
     ('segment_outside_duration', 'annotations[0].segment'),
     ('segment_outside_duration', 'annotations[1].segment'),
   }
+  report = _validate(dataset)
+  assert _warned(report, 'synth_00000') == expected
+  table = report.format_table()
+  assert 'field: message' not in table  # No table: no video has a problem.
+  assert 'segment_outside_duration: 2 in 1 videos, e.g.' in table
+  assert '0 with problems, 1 with warnings' in table
+  assert 'synth_00000' in report.format_table(show_warnings=True)
+  assert report.to_json()['warning_counts'] == {'segment_outside_duration': 2}
+  assert _only(_validate(dataset, strict=True), 'synth_00000') == expected
 
 
 def test_zero_and_negative_length_segments(dataset):
@@ -128,10 +145,12 @@ def test_zero_and_negative_length_segments(dataset):
     anns[1]['segment'] = [6.0, 4.0]
 
   _edit_json(dataset, edit)
-  assert _only(_validate(dataset), 'synth_00001') == {
+  expected = {
     ('zero_length_segment', 'annotations[0].segment'),
     ('zero_length_segment', 'annotations[1].segment'),
   }
+  assert _warned(_validate(dataset), 'synth_00001') == expected
+  assert _only(_validate(dataset, strict=True), 'synth_00001') == expected
 
 
 def test_unknown_labels(dataset):
