@@ -39,7 +39,7 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class _VideoInfo:
+class VideoInfo:
   """The columns of BSN's video_info.csv a record needs."""
 
   subset: str
@@ -47,7 +47,7 @@ class _VideoInfo:
   fps: float
 
 
-def _read_video_info(path: str | os.PathLike) -> dict[str, _VideoInfo]:
+def read_video_info(path: str | os.PathLike) -> dict[str, VideoInfo]:
   """BSN's video_info.csv (``video,numFrame,seconds,fps,rfps,subset,featureFrame``), file order."""
   source = os.fspath(path)
   if not os.path.exists(source):
@@ -57,7 +57,7 @@ def _read_video_info(path: str | os.PathLike) -> dict[str, _VideoInfo]:
     missing = {'video', 'seconds', 'fps', 'subset'} - set(reader.fieldnames or ())
     if missing:
       raise ValueError(f'{source}: missing column(s) {sorted(missing)}')
-    info: dict[str, _VideoInfo] = {}
+    info: dict[str, VideoInfo] = {}
     for n, row in enumerate(reader, start=2):
       video_id = (row['video'] or '').strip()
       where = f'{source}: line {n} (video {video_id!r})'
@@ -73,7 +73,7 @@ def _read_video_info(path: str | os.PathLike) -> dict[str, _VideoInfo]:
           ) from None
         if not (math.isfinite(numbers[field]) and numbers[field] > 0):
           raise ValueError(f'{where}: field {field!r} must be positive, got {row[field]!r}')
-      info[video_id] = _VideoInfo((row['subset'] or '').strip(), numbers['seconds'], numbers['fps'])
+      info[video_id] = VideoInfo((row['subset'] or '').strip(), numbers['seconds'], numbers['fps'])
   return info
 
 
@@ -103,7 +103,7 @@ def load_bsn_json(
     raise ValueError(f'{source}: expected a top-level object mapping video ids to videos')
   if action_names_csv is not None and class_names is not None:
     raise ValueError(f'{source}: give action_names_csv or class_names, not both')
-  info = _read_video_info(video_info_csv)
+  info = read_video_info(video_info_csv)
   for video_id in data:
     if video_id not in info:
       raise ValueError(f'{source}: video {video_id!r} has no row in {os.fspath(video_info_csv)}')

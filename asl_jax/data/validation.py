@@ -30,7 +30,7 @@ from asl_jax.configuration import parse_subsets
 from asl_jax.data import annotations as annotations_lib
 from asl_jax.data import pipeline, storage
 from asl_jax.data.annotations import UNKNOWN_FPS
-from asl_jax.data.annotations_bsn import _read_video_info
+from asl_jax.data.annotations_bsn import read_video_info
 from asl_jax.data.feature_formats import FeatureIssue, FeatureReader, feature_issues
 from asl_jax.data.feature_geometry import adapt_features
 from asl_jax.data.features import FeatureError
@@ -517,7 +517,7 @@ def validate_dataset(
     if not video_info_csv:
       check.add(DATASET, 'bad_config', 'video_info_csv', 'BSN annotations need video_info_csv')
       return report
-    rows = _local_csv(check, video_info_csv, 'video_info_csv', _read_video_info)
+    rows = _local_csv(check, video_info_csv, 'video_info_csv', read_video_info)
     if rows is None:
       return report
   every = [a for a in _all_annotations(entries, schema) if isinstance(a, dict)]
