@@ -42,13 +42,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
 import base  # noqa: E402
+import paper_common  # noqa: E402
 
 
 def get_config(arg: str | None = None):
   config = base.get_base_config()
-  data, model, train, test = config.data, config.model, config.train, config.test
+  data = config.data
   data.name = 'activitynet13'
   data.annotation_file = 'data/activitynet13/anet_anno_action.json'
   data.annotation_format = 'bsn'
@@ -56,7 +56,7 @@ def get_config(arg: str | None = None):
   data.class_names_file = 'data/activitynet13/action_name.csv'
   data.num_classes = 1  # Class-agnostic ("1-class mode"); classes come from score fusion.
   data.feature_dir = 'data/activitynet13/i3d_features'
-  data.feature_prefix = 'v_'
+  data.feature_prefix = ''  # BSN ids are ActionFormer's file names already: v_<YouTube id>.
   data.feature_ext = '.npy'
   # ActionFormer's I3D: one 2048-d vector per 16 frames at 25 fps, each seeing 16 frames; every
   # video is resized to 192 steps (force_upsampling), so the stride depends on its length.
@@ -73,40 +73,36 @@ def get_config(arg: str | None = None):
   data.max_segments = 32  # Most annotations of one video in anet_anno_action.json: 23.
 
   # ActionFormer's ActivityNet model: narrower (256), windows of 7 and global attention last.
-  model.arch = (2, 2, 5)
-  model.embed_dim = model.fpn_dim = model.head_dim = 256
-  model.num_heads = 4
   # ActionFormer: (7, 7, 7, 7, 7, -1) over levels of 192 ... 6 steps. The field is one int here
   # (the ':small' variant sets it): 7 everywhere differs only on the last, 6-step level.
-  model.window_size = 7
-  model.use_abs_pe = True
-  model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-  model.dropout = 0.0
-  model.droppath = 0.1
-  model.channel_theta = 0.2  # theta (paper).
-
-  train.batch_size = 16  # Paper.
-  train.learning_rate = 1e-3  # Paper.
-  train.num_epochs = 10  # Paper: 15 epochs = ActionFormer's 10 + 5 warmup.
-  train.warmup_epochs = 5
-  train.weight_decay = 0.05
-  train.init_loss_norm = 200.0
-  train.label_smoothing = 0.1
-  train.reg_loss_weight = 2.0  # ActionFormer's loss_weight.
-  train.contrastive_weight = 0.3  # lambda (paper).
-  train.contrastive_delta = 0.2  # delta (paper).
-
-  test.pre_nms_topk = 2000
-  test.max_seg_num = 100  # Paper: 100 predictions per video (before the 2-class fusion).
-  test.min_score = 0.001
-  test.nms_method = 'gaussian'
-  test.nms_sigma = 0.75
-  test.multiclass_nms = False  # One class: class-agnostic Soft-NMS with score voting.
-  test.voting_thresh = 0.9
-  test.duration_thresh = 0.001
-  test.tiou_thresholds = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 'activitynet'.
-
-  ablations.apply_variants(
-    config, base.parse_variant(arg), config_name='configs/activitynet13_i3d.py'
+  paper_common.set_model(
+    config,
+    width=256,
+    window_size=7,
+    regression_ranges=paper_common.THUMOS_RANGES,
+    use_abs_pe=True,
   )
+  # Paper: batch 16, lr 1e-3, 15 epochs = ActionFormer's 10 + 5 warmup. ActionFormer's loss
+  # normaliser, label smoothing and loss_weight (DIoU).
+  paper_common.set_training(
+    config,
+    batch_size=16,
+    learning_rate=1e-3,
+    num_epochs=10,
+    init_loss_norm=200.0,
+    label_smoothing=0.1,
+    reg_loss_weight=2.0,
+  )
+  # Paper: 100 predictions per video (before the 2-class fusion). One class: class-agnostic
+  # Soft-NMS with score voting.
+  paper_common.set_soft_nms(
+    config,
+    max_seg_num=100,
+    tiou_thresholds=tuple(round(0.5 + 0.05 * i, 2) for i in range(10)),  # 'activitynet'.
+    nms_sigma=0.75,
+    multiclass_nms=False,
+    voting_thresh=0.9,
+    duration_thresh=0.001,
+  )
+  paper_common.apply_variants(config, arg, 'configs/activitynet13_i3d.py')
   return config

@@ -23,13 +23,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
 import base  # noqa: E402
+import paper_common  # noqa: E402
 
 
 def get_config(arg: str | None = None):
   config = base.get_base_config()
-  data, model, train, test = config.data, config.model, config.train, config.test
+  data = config.data
   data.name = 'charades'
   data.annotation_file = 'data/charades/charades.json'
   data.annotation_format = 'superevents'
@@ -49,35 +49,13 @@ def get_config(arg: str | None = None):
   data.crop_ratio = (0.9, 1.0)
   data.max_segments = 32  # Most actions of one video in charades.json: 28.
 
-  model.arch = (2, 2, 5)
-  model.embed_dim = model.fpn_dim = model.head_dim = 512
-  model.num_heads = 4
-  model.window_size = 19
-  model.use_abs_pe = False
-  model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-  model.dropout = 0.0
-  model.droppath = 0.1
-  model.channel_theta = 0.2  # theta (paper).
-
-  train.batch_size = 16  # Paper.
-  train.learning_rate = 2e-4  # Paper.
-  train.num_epochs = 25  # Paper: 30 epochs, read as warmup included.
-  train.warmup_epochs = 5
-  train.weight_decay = 0.05
-  train.init_loss_norm = 100.0
-  train.label_smoothing = 0.0
-  train.contrastive_weight = 0.3  # lambda (paper).
-  train.contrastive_delta = 0.2  # delta (paper).
-
-  test.pre_nms_topk = 2000
-  test.max_seg_num = 200  # Paper: 200 predictions per video.
-  test.min_score = 0.001
-  test.nms_method = 'gaussian'
-  test.nms_sigma = 0.5
-  test.multiclass_nms = True
-  test.voting_thresh = 0.7
-  test.duration_thresh = 0.05
-  test.tiou_thresholds = tuple(round(0.1 * i, 1) for i in range(1, 10))  # 'charades'.
-
-  ablations.apply_variants(config, base.parse_variant(arg), config_name='configs/charades_i3d.py')
+  paper_common.set_thumos_model(config)
+  # Paper: batch 16, lr 2e-4, 30 epochs (read as warmup included: 25 + 5).
+  paper_common.set_training(config, batch_size=16, learning_rate=2e-4, num_epochs=25)
+  paper_common.set_soft_nms(  # Paper: 200 predictions per video.
+    config,
+    max_seg_num=200,
+    tiou_thresholds=tuple(round(0.1 * i, 1) for i in range(1, 10)),  # 'charades'.
+  )
+  paper_common.apply_variants(config, arg, 'configs/charades_i3d.py')
   return config

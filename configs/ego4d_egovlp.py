@@ -25,28 +25,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
 import base  # noqa: E402
-
-# The authors' 10-level pyramid (strides 1..512) with overlapping ranges.
-EGO4D_RANGES = (
-  (0, 4),
-  (2, 8),
-  (4, 16),
-  (8, 32),
-  (16, 64),
-  (32, 128),
-  (64, 256),
-  (128, 512),
-  (256, 1024),
-  (512, 10000),
-)
+import paper_common  # noqa: E402
 
 
 def ego4d_config():
   """The shared Ego4D setup; the feature sets (data and input streams) are set by the caller."""
   config = base.get_base_config()
-  data, model, train, test = config.data, config.model, config.train, config.test
+  data = config.data
   data.name = 'ego4d'
   data.annotation_file = 'data/ego4d/ego4d_clip_annotations_v2.json'
   data.annotation_format = 'flat'
@@ -65,35 +51,30 @@ def ego4d_config():
   data.crop_ratio = (0.9, 1.0)
   data.max_segments = 96  # Most annotations of one clip: 88.
 
-  model.arch = (3, 3, 9)
-  model.embed_dim = model.fpn_dim = model.head_dim = 1024
-  model.num_heads = 16
-  model.window_size = -1  # Global attention (the authors' code ignores windows).
-  model.use_abs_pe = True
-  model.regression_ranges = EGO4D_RANGES
-  model.dropout = 0.1
-  model.droppath = 0.1
-  model.channel_theta = 0.2  # theta (paper; the authors' t_c_alpha 0.8 = 1 - theta).
-
-  train.batch_size = 2  # Paper.
-  train.learning_rate = 2e-4  # Paper (the authors' config: 1e-4).
-  train.num_epochs = 10  # Paper: 15 epochs = the authors' 10 + 5 warmup.
-  train.warmup_epochs = 5
-  train.weight_decay = 0.05
-  train.init_loss_norm = 100.0
-  train.label_smoothing = 0.0
-  train.contrastive_weight = 0.3  # lambda (paper).
-  train.contrastive_delta = 0.2  # delta (paper).
-
-  test.pre_nms_topk = 5000
-  test.max_seg_num = 2000  # Paper: 2000 predictions per video.
-  test.min_score = 1e-4
-  test.nms_method = 'gaussian'
-  test.nms_sigma = 0.99
-  test.multiclass_nms = True
-  test.voting_thresh = 0.9
-  test.duration_thresh = 0.01
-  test.tiou_thresholds = (0.1, 0.2, 0.3, 0.4, 0.5)  # TIOU_PRESETS['ego4d'].
+  # The authors' model: 10 levels (strides 1..512) with overlapping ranges, width 1024, 16 heads,
+  # global attention (their code ignores windows). theta 0.2: their t_c_alpha 0.8 = 1 - theta.
+  paper_common.set_model(
+    config,
+    arch=(3, 3, 9),
+    width=1024,
+    num_heads=16,
+    window_size=-1,
+    regression_ranges=paper_common.EGO4D_RANGES,
+    use_abs_pe=True,
+    dropout=0.1,
+  )
+  # Paper: batch 2, lr 2e-4 (the authors' config: 1e-4), 15 epochs = the authors' 10 + 5 warmup.
+  paper_common.set_training(config, batch_size=2, learning_rate=2e-4, num_epochs=10)
+  paper_common.set_soft_nms(  # Paper: 2000 predictions per video.
+    config,
+    max_seg_num=2000,
+    tiou_thresholds=(0.1, 0.2, 0.3, 0.4, 0.5),  # 'ego4d'.
+    pre_nms_topk=5000,
+    min_score=1e-4,
+    nms_sigma=0.99,
+    voting_thresh=0.9,
+    duration_thresh=0.01,
+  )
   return config
 
 
@@ -101,5 +82,5 @@ def get_config(arg: str | None = None):
   config = ego4d_config()
   config.data.feature_dir = 'data/ego4d/egovlp'
   config.data.input_dim = 256
-  ablations.apply_variants(config, base.parse_variant(arg), config_name='configs/ego4d_egovlp.py')
+  paper_common.apply_variants(config, arg, 'configs/ego4d_egovlp.py')
   return config

@@ -26,9 +26,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
-import base  # noqa: E402
 import ego4d_egovlp  # noqa: E402
+import paper_common  # noqa: E402
 
 FEATURE_SETS = (('egovlp', 256), ('slowfast', 2304), ('omnivore', 1536))
 
@@ -42,7 +41,5 @@ def get_config(arg: str | None = None):
   data.input_dim = sum(data.feature_dims)
   model.input_streams = data.feature_dims
   model.stream_embed_dims = (256, 128, 128)  # The authors' embd_dim for these three sets.
-  ablations.apply_variants(
-    config, base.parse_variant(arg), config_name='configs/ego4d_egovlp_sf_ov.py'
-  )
+  paper_common.apply_variants(config, arg, 'configs/ego4d_egovlp_sf_ov.py')
   return config

@@ -24,8 +24,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
 import base  # noqa: E402
+import paper_common  # noqa: E402
 
 NUM_CLASSES = {'verb': 97, 'noun': 300}
 
@@ -33,7 +33,7 @@ NUM_CLASSES = {'verb': 97, 'noun': 300}
 def epic_config(task: str, arg: str | None):
   """The EPIC-Kitchens 100 config of ``task`` ('verb' or 'noun'), variants applied."""
   config = base.get_base_config()
-  data, model, train, test = config.data, config.model, config.train, config.test
+  data = config.data
   data.name = f'epic100_{task}'
   data.annotation_file = f'data/epic100/epic_kitchens_100_{task}.json'
   data.annotation_format = 'actionformer'
@@ -54,38 +54,29 @@ def epic_config(task: str, arg: str | None):
   # window are dropped and counted (training statistics), not silently lost.
   data.max_segments = 512
 
-  model.arch = (2, 2, 5)
-  model.embed_dim = model.fpn_dim = model.head_dim = 512
-  model.num_heads = 4
-  model.window_size = 9
-  model.use_abs_pe = False
-  model.regression_ranges = ((0, 4), (2, 8), (4, 16), (8, 32), (16, 64), (32, 10000))
-  model.dropout = 0.0
-  model.droppath = 0.1
-  model.channel_theta = 0.2  # theta (paper).
-
-  train.batch_size = 2  # Paper.
-  train.learning_rate = 2e-4  # Paper.
-  train.num_epochs = 20  # Paper: 25 epochs, read as warmup included.
-  train.warmup_epochs = 5
-  train.weight_decay = 0.05
-  train.init_loss_norm = 250.0
-  train.label_smoothing = 0.1 if task == 'noun' else 0.0  # ActionFormer's noun / verb configs.
-  train.contrastive_weight = 0.3  # lambda (paper).
-  train.contrastive_delta = 0.2  # delta (paper).
-
-  test.pre_nms_topk = 5000
-  test.max_seg_num = 2000  # Paper: 2000 predictions per video.
-  test.min_score = 0.001
-  test.nms_method = 'gaussian'
-  test.nms_sigma = 0.4
-  test.multiclass_nms = True
-  test.voting_thresh = 0.75
-  test.duration_thresh = 0.05
-  test.tiou_thresholds = (0.1, 0.2, 0.3, 0.4, 0.5)  # TIOU_PRESETS['epic'].
-
-  name = f'configs/epic100_{task}_slowfast.py'
-  ablations.apply_variants(config, base.parse_variant(arg), config_name=name)
+  # ActionFormer's EPIC model: the THUMOS14 one with overlapping ranges and windows of 9.
+  paper_common.set_model(
+    config, width=512, window_size=9, regression_ranges=paper_common.EPIC_RANGES
+  )
+  # Paper: batch 2, lr 2e-4, 25 epochs (read as warmup included: 20 + 5). ActionFormer's loss
+  # normaliser and label smoothing (noun / verb configs).
+  paper_common.set_training(
+    config,
+    batch_size=2,
+    learning_rate=2e-4,
+    num_epochs=20,
+    init_loss_norm=250.0,
+    label_smoothing=0.1 if task == 'noun' else 0.0,
+  )
+  paper_common.set_soft_nms(  # Paper: 2000 predictions per video.
+    config,
+    max_seg_num=2000,
+    tiou_thresholds=(0.1, 0.2, 0.3, 0.4, 0.5),  # 'epic'.
+    pre_nms_topk=5000,
+    nms_sigma=0.4,
+    voting_thresh=0.75,
+  )
+  paper_common.apply_variants(config, arg, f'configs/epic100_{task}_slowfast.py')
   return config
 
 

@@ -33,13 +33,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
 import base  # noqa: E402
+import paper_common  # noqa: E402
 
 
 def get_config(arg: str | None = None):
   config = base.get_base_config()
-  data, model, train, test = config.data, config.model, config.train, config.test
+  data = config.data
   data.name = 'multithumos'
   data.annotation_file = 'data/multithumos/multithumos.json'
   data.annotation_format = 'actionformer'
@@ -57,39 +57,17 @@ def get_config(arg: str | None = None):
   data.crop_ratio = (0.9, 1.0)
   data.max_segments = 640  # Most annotations of one training video: 622 (dense labels).
 
-  model.arch = (2, 2, 5)
-  model.embed_dim = model.fpn_dim = model.head_dim = 512
-  model.num_heads = 4
-  model.window_size = 19
-  model.use_abs_pe = False
-  model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-  model.dropout = 0.0
-  model.droppath = 0.1
-  model.channel_theta = 0.2  # theta (paper).
-
-  train.batch_size = 2  # Paper.
-  train.learning_rate = 2e-4  # Paper.
-  train.num_epochs = 55  # Paper: 60 epochs, read as warmup included.
-  train.warmup_epochs = 5
-  train.weight_decay = 0.05
-  train.init_loss_norm = 100.0
-  train.label_smoothing = 0.0
-  train.contrastive_weight = 0.3  # lambda (paper).
-  train.contrastive_delta = 0.2  # delta (paper).
-
-  test.pre_nms_topk = 2000
-  test.max_seg_num = 200  # Paper: 200 predictions per video.
-  test.min_score = 0.001
-  test.nms_method = 'gaussian'
-  test.nms_sigma = 0.5
-  test.multiclass_nms = True  # Per class: overlapping actions of different classes both count.
-  test.voting_thresh = 0.7
-  test.duration_thresh = 0.05
-  test.tiou_thresholds = tuple(round(0.1 * i, 1) for i in range(1, 10))  # 'multithumos'.
-
-  own = ablations.apply_variants(
-    config, base.parse_variant(arg), config_name='configs/multithumos_i3d.py', own=('rgb_h5',)
+  paper_common.set_thumos_model(config)
+  # Paper: batch 2, lr 2e-4, 60 epochs (read as warmup included: 55 + 5).
+  paper_common.set_training(config, batch_size=2, learning_rate=2e-4, num_epochs=55)
+  # Paper: 200 predictions per video. Per-class NMS: overlapping actions of different classes
+  # both count.
+  paper_common.set_soft_nms(
+    config,
+    max_seg_num=200,
+    tiou_thresholds=tuple(round(0.1 * i, 1) for i in range(1, 10)),  # 'multithumos'.
   )
+  own = paper_common.apply_variants(config, arg, 'configs/multithumos_i3d.py', own=('rgb_h5',))
   if 'rgb_h5' in own:
     data.annotation_file = 'data/multithumos/multithumos_superevents.json'
     data.annotation_format = 'superevents'

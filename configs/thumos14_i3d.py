@@ -23,13 +23,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
 import base  # noqa: E402
+import paper_common  # noqa: E402
 
 
 def get_config(arg: str | None = None):
   config = base.get_base_config()
-  data, model, train, test = config.data, config.model, config.train, config.test
+  data = config.data
   data.name = 'thumos14'
   data.annotation_file = 'data/thumos14/thumos14.json'
   data.annotation_format = 'actionformer'
@@ -49,37 +49,13 @@ def get_config(arg: str | None = None):
   data.max_segments = 128  # Most annotations of one training video in thumos14.json: 128.
 
   # ActionFormer's THUMOS14 model: 6 levels (strides 1..32), local attention of 19 steps.
-  model.arch = (2, 2, 5)
-  model.embed_dim = model.fpn_dim = model.head_dim = 512
-  model.num_heads = 4
-  model.window_size = 19
-  model.use_abs_pe = False
-  model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
-  model.dropout = 0.0
-  model.droppath = 0.1
-  model.channel_theta = 0.2  # theta (paper sec. 4.2).
-
-  train.batch_size = 2  # Paper.
-  train.learning_rate = 1e-4  # Paper.
-  # Paper: 30 epochs, read as warmup included (its Ego4D / ANet counts are the configs' + 5).
-  train.num_epochs = 25
-  train.warmup_epochs = 5
-  train.weight_decay = 0.05
-  train.init_loss_norm = 100.0
-  train.label_smoothing = 0.0
-  train.reg_loss_weight = 1.0
-  train.contrastive_weight = 0.3  # lambda (paper).
-  train.contrastive_delta = 0.2  # delta (paper).
-
-  test.pre_nms_topk = 2000
-  test.max_seg_num = 200  # Paper: 200 predictions per video.
-  test.min_score = 0.001
-  test.nms_method = 'gaussian'
-  test.nms_sigma = 0.5
-  test.multiclass_nms = True
-  test.voting_thresh = 0.7
-  test.duration_thresh = 0.05
-  test.tiou_thresholds = (0.3, 0.4, 0.5, 0.6, 0.7)  # TIOU_PRESETS['thumos14'].
-
-  ablations.apply_variants(config, base.parse_variant(arg), config_name='configs/thumos14_i3d.py')
+  paper_common.set_thumos_model(config)
+  # Paper: batch 2, lr 1e-4, 30 epochs (read as warmup included: 25 + 5).
+  paper_common.set_training(config, batch_size=2, learning_rate=1e-4, num_epochs=25)
+  paper_common.set_soft_nms(  # Paper: 200 predictions per video.
+    config,
+    max_seg_num=200,
+    tiou_thresholds=(0.3, 0.4, 0.5, 0.6, 0.7),  # 'thumos14'.
+  )
+  paper_common.apply_variants(config, arg, 'configs/thumos14_i3d.py')
   return config

@@ -10,10 +10,10 @@ import pytest
 from asl_jax import configuration
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
-# Every file but the shared helpers (base.py: defaults, ablations.py: variants and sweeps).
-LAUNCHABLE = sorted(
-  p.name for p in CONFIG_DIR.glob('*.py') if p.name not in ('base.py', 'ablations.py')
-)
+# Every file but the shared helpers (base.py: defaults, ablations.py: variants and sweeps,
+# paper_common.py: what the paper configs share).
+HELPERS = ('base.py', 'ablations.py', 'paper_common.py')
+LAUNCHABLE = sorted(p.name for p in CONFIG_DIR.glob('*.py') if p.name not in HELPERS)
 
 
 def load(name: str):

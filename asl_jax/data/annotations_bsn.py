@@ -84,6 +84,7 @@ def load_bsn_json(
   action_names_csv: str | os.PathLike | None = None,
   class_names: Sequence[str] | None = None,
   class_agnostic: bool = False,
+  default_fps: float | None = None,
   cleaning: Cleaning = 'full',
 ) -> AnnotationSet:
   """Loads BSN's ActivityNet files: ``{v_<id>: {duration_second, annotations: [...]}}`` + CSV.
@@ -94,7 +95,8 @@ def load_bsn_json(
   index ``action_names_csv`` (:func:`read_class_names`) or ``class_names`` if given, else the
   sorted label names. ``class_agnostic`` labels every segment 0, class 'action' (the reference's
   ``num_classes == 1``), so coinciding segments of two classes become duplicates; names are still
-  checked against the class list.
+  checked against the class list. ``default_fps`` (the rate the features were extracted at, as
+  the reference's ``default_fps``) replaces every video's fps from the CSV when given.
   """
   source = os.fspath(path)
   data = read_json(source)
@@ -133,7 +135,8 @@ def load_bsn_json(
         raise ValueError(f'{at}: expected an object with "segment" and "label"')
       start, end = read_segment(ann['segment'], where=at)
       segments.append((start, end, labels(ann, where=at)))
-    raw_videos.append(RawVideo(video_id, row.subset, duration, row.fps, segments))
+    fps = default_fps if default_fps else row.fps
+    raw_videos.append(RawVideo(video_id, row.subset, duration, fps, segments))
   return build_annotation_set(
     f'{source} + {os.fspath(video_info_csv)}', raw_videos, labels, cleaning=cleaning
   )

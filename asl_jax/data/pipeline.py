@@ -206,9 +206,10 @@ def load_annotation_files(
 ) -> AnnotationSet:
   """Loads an annotation file of any schema with the options that schema takes.
 
-  BSN files take ``video_info_csv`` and ``class_names_file`` (``action_name.csv``) and are
-  class-agnostic when ``num_classes == 1``; the others take ``default_fps``, ``num_classes``,
-  ``class_names_file`` and (flat and super-events) ``label_offset``. Paths may be URLs (read
+  Every schema takes ``default_fps`` (replaces the files' fps). BSN files take ``video_info_csv``
+  and ``class_names_file`` (``action_name.csv``) and are class-agnostic when ``num_classes == 1``;
+  the others take ``num_classes``, ``class_names_file`` and (flat and super-events)
+  ``label_offset``. Paths may be URLs (read
   through tf.io.gfile). ``exclude`` names videos left out before loading (``build_dataset
   --skip_bad``); errors and ``source`` still name the files given.
   """
@@ -241,6 +242,7 @@ def load_annotation_files(
           video_info_csv=info_csv,
           action_names_csv=names_file or None,
           class_agnostic=num_classes == 1,
+          default_fps=default_fps,
         )
       else:
         class_names = annotations_lib.read_class_names(names_file) if names_file else None
