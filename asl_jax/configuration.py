@@ -143,6 +143,13 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for name in ('train_subset', 'eval_subset'):
     if not parse_subsets(data[name]):
       problems.append(f'data.{name} names no subset')
+  if data.max_videos < 0:
+    problems.append(f'data.max_videos must be >= 0 (0: every video), got {data.max_videos}')
+  if data.max_videos and data.tfds_dir:
+    problems.append(
+      f'data.max_videos={data.max_videos} cannot cap the TFDS shards in data.tfds_dir: '
+      "set --config.data.tfds_dir='' to train from the feature files"
+    )
   if train.batch_size < 1 or test.batch_size < 1:
     problems.append('train.batch_size and test.batch_size must be >= 1')
   if test.nms_method not in ('gaussian', 'linear', 'hard'):

@@ -3,7 +3,7 @@ r"""Inference bundles: EMA weights, resolved config, label map, and the detector
 python -m asl_jax.export --workdir=workdirs/demo --out=bundles/demo \
   [--config=configs/demo.py] [--lengths=384,768] [--platforms=cpu,cuda,tpu] [--use_raw_weights]
 
-A bundle is a folder:
+A bundle is a folder, local or in a bucket (``gs://...``; every path here is an ``etils.epath``):
 
   manifest.json             format version, jax version, source checkpoint, geometry, signatures
   config.json               the resolved config (read over ``configs/base.py``'s defaults)
@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-import pathlib
 import types
 from collections.abc import Mapping, Sequence
 
@@ -45,10 +44,12 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import orbax.checkpoint as ocp  # noqa: E402
+from etils import epath  # noqa: E402
 from jax import export as jax_export  # noqa: E402
 
 from asl_jax import configuration  # noqa: E402
 from asl_jax.model.build import build_model  # noqa: E402
+from asl_jax.train.checkpoint import absolute_path  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def load_config_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
   Fields added to the base config after the file was written keep their defaults, so an older
   workdir still builds today's model; unknown fields are reported by ``validate_config``.
   """
-  path = pathlib.Path(path)
+  path = epath.Path(path)
   try:
     values = json.loads(path.read_text())
   except (OSError, json.JSONDecodeError) as e:
@@ -95,7 +96,7 @@ def workdir_config(
   if config is not None:
     configuration.validate_config(config)
     return config
-  path = pathlib.Path(workdir) / 'config.json'
+  path = epath.Path(workdir) / 'config.json'
   if not path.is_file():
     raise FileNotFoundError(f'{path} not found: pass --config, the config the run was trained with')
   return load_config_json(path)
@@ -142,7 +143,7 @@ def export_bundle(
   platforms: Sequence[str] | None = DEFAULT_PLATFORMS,
   use_raw_weights: bool = False,
   class_names: Sequence[str] | None = None,
-) -> pathlib.Path:
+) -> epath.Path:
   """Writes the bundle of ``workdir``'s latest checkpoint into ``out``; returns ``out``."""
   from asl_jax import predict  # The checkpoint reader; imports the training code.
   from asl_jax.train import loop
@@ -156,7 +157,7 @@ def export_bundle(
       f'--lengths {bad}: every length must be a positive multiple of data.max_seq_len='
       f'{config.data.max_seq_len} (the evaluator pads to those; the pyramid stride is {stride})'
     )
-  out = pathlib.Path(out).absolute()
+  out = absolute_path(out)
   if out.exists() and any(out.iterdir()):
     raise FileExistsError(f'{out} exists and is not empty: choose a new --out')
   out.mkdir(parents=True, exist_ok=True)
@@ -221,11 +222,11 @@ def export_bundle(
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
-  return (pathlib.Path(path) / MANIFEST).is_file()
+  return (epath.Path(path) / MANIFEST).is_file()
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
-  path = pathlib.Path(path)
+  path = epath.Path(path)
   if not is_bundle(path):
     raise FileNotFoundError(f'{path} is not an export bundle (no {MANIFEST})')
   manifest = json.loads((path / MANIFEST).read_text())
@@ -239,7 +240,7 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 def load_bundle(path: str | os.PathLike):
   """A bundle -> ``(model, params, config, class_names)``, params on the default device."""
-  path = pathlib.Path(path).absolute()
+  path = absolute_path(path)
   read_manifest(path)
   config = load_config_json(path / 'config.json')
   class_names = json.loads((path / 'class_names.json').read_text())
@@ -259,7 +260,7 @@ def load_bundle(path: str | os.PathLike):
 
 def load_exported(path: str | os.PathLike) -> dict[int, jax_export.Exported]:
   """The bundle's serialized detectors, by padded length."""
-  path = pathlib.Path(path)
+  path = epath.Path(path)
   manifest = read_manifest(path)
   return {
     int(length): jax_export.deserialize(bytearray((path / name).read_bytes()))

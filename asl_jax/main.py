@@ -1,7 +1,10 @@
 r"""Command-line entry point: flags -> config -> ``train_and_evaluate``; nothing else.
 
 python -m asl_jax.main --config=configs/demo.py --workdir=workdirs/demo \
-  [--config.train.batch_size=16]
+  [--config.train.batch_size=16] [--config.debug=True]
+
+``--workdir`` may be a bucket (``gs://...``). ``--config.debug=True`` shrinks the run and runs it
+eagerly with NaN checks (:mod:`asl_jax.debug`); other ``--config.*`` overrides keep their values.
 """
 
 import logging
@@ -45,9 +48,16 @@ def main(argv):
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,
     )
+  from asl_jax import debug
+
+  config = _CONFIG.value
+  if config.debug:  # After the overrides are parsed (into config) and the devices exist.
+    overrides = config_flags.get_override_values(flags.FLAGS['config'])
+    debug.apply_debug_mode(config, keep=overrides)
   from asl_jax.train import loop  # Imported after flag parsing: keeps --help fast.
 
-  loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, train=_MODE.value == 'train')
+  with debug.nan_checks():
+    loop.train_and_evaluate(config, _WORKDIR.value, train=_MODE.value == 'train')
 
 
 if __name__ == '__main__':

@@ -32,6 +32,7 @@ import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import orbax.checkpoint as ocp  # noqa: E402
+from etils import epath  # noqa: E402
 
 from asl_jax import configuration  # noqa: E402
 from asl_jax.data import annotations as annotations_lib  # noqa: E402
@@ -42,6 +43,7 @@ from asl_jax.data.records import VideoRecord  # noqa: E402
 from asl_jax.evaluation import evaluator as evaluator_lib  # noqa: E402
 from asl_jax.evaluation import score_fusion  # noqa: E402
 from asl_jax.model.build import build_model  # noqa: E402
+from asl_jax.train import checkpoint as checkpoint_lib  # noqa: E402
 from asl_jax.train import loop  # noqa: E402 - the Detector's settings live with the loop
 
 logger = logging.getLogger(__name__)
@@ -53,9 +55,12 @@ DEFAULT_FPS = 30.0
 # Checkpoint.
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> tuple[pathlib.Path, int]:
-  """A workdir, its ``checkpoints`` folder or one step's folder -> (checkpoints folder, step)."""
-  path = pathlib.Path(path).absolute()
+def resolve_checkpoint(path: str | os.PathLike) -> tuple[epath.Path, int]:
+  """A workdir, its ``checkpoints`` folder or one step's folder -> (checkpoints folder, step).
+
+  Local folders and buckets (``gs://...``) alike: the path is an ``etils.epath`` path.
+  """
+  path = checkpoint_lib.absolute_path(path)
   if not path.is_dir():
     raise FileNotFoundError(f'checkpoint {path} is not a directory')
   if path.name.isdigit() and (path / 'state').is_dir():
@@ -112,7 +117,7 @@ def restore_params(checkpoint: str | os.PathLike, template, *, use_raw_weights: 
 
 
 @contextlib.contextmanager
-def _manager(directory: pathlib.Path):
+def _manager(directory: epath.Path):
   """A reading manager (a fresh one per attempt: a failed restore can leave it unusable)."""
   manager = ocp.CheckpointManager(
     directory,

@@ -15,9 +15,11 @@ videos it lacks) and writes into ``DIR`` (default ``WORKDIR/figures``):
   timeline_<video>.png      ground truth vs. top detections, seconds
 
 ``--video`` (repeatable) picks the videos of the last two, from any subset; by default the first
-``--max_videos`` evaluation videos by id. In code: :func:`write_figures` (what the training loop
-calls at the end) and :func:`summary_images` (``[N, H, W, 3]`` uint8 per name, for
-``metric_writer.write_images``).
+``--max_videos`` evaluation videos by id, those with ground truth first. The workdir and ``DIR``
+may be local folders or buckets (``gs://...``: every path is an ``etils.epath``). In code:
+:func:`build_figures`, :func:`save_figures` and :func:`figure_images` (``[N, H, W, 3]`` uint8 per
+name, for ``MetricWriter.write_images``), which the training loop uses at each evaluation;
+:func:`write_figures` and :func:`summary_images` combine them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import logging
 import os
 import pathlib
+import tempfile
 import types
 from collections.abc import Mapping, Sequence
 
@@ -35,6 +38,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+from etils import epath  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from asl_jax.data import pipeline  # noqa: E402
@@ -142,6 +146,11 @@ def timeline_of(video: pipeline.Video, detections: Mapping[str, np.ndarray]) -> 
   )
 
 
+def shown_videos(videos: Sequence[pipeline.Video], max_videos: int) -> list[pipeline.Video]:
+  """The first ``max_videos`` videos by id, those with ground truth first (they say the most)."""
+  return sorted(videos, key=lambda v: (len(v.segments) == 0, v.video_id))[:max_videos]
+
+
 def build_figures(
   *,
   config: ml_collections.ConfigDict,
@@ -161,14 +170,14 @@ def build_figures(
   Args:
     eval_videos: the evaluation split (PR curves, AP bars, default shown videos).
     detections: ``Detector.detect`` output (seconds); computed for the videos it lacks.
-    show_videos: videos for the per-video figures (default: the first ``max_videos`` of
-      ``eval_videos`` by id).
+    show_videos: videos for the per-video figures (default: :func:`shown_videos` of
+      ``eval_videos``).
     history: ``read_metrics_jsonl`` output; no training-curves figure without it.
   """
   params = host_params(params)
   detections = dict(detections or {})
   if show_videos is None:
-    show_videos = sorted(eval_videos, key=lambda v: v.video_id)[:max_videos]
+    show_videos = shown_videos(eval_videos, max_videos)
   missing = [v for v in [*eval_videos, *show_videos] if v.video_id not in detections]
   if missing:
     from asl_jax.train import loop  # The evaluator's settings live with the training code.
@@ -205,13 +214,21 @@ def build_figures(
   return figures
 
 
-def save_figures(figures: Mapping[str, Figure], out_dir: str | os.PathLike) -> list[pathlib.Path]:
-  """PNG per figure: ``<name>.png``, ``<kind>_<video>.png`` for ``<kind>/<video>`` names."""
+def save_figures(figures: Mapping[str, Figure], out_dir: str | os.PathLike) -> list[epath.Path]:
+  """PNG per figure: ``<name>.png``, ``<kind>_<video>.png`` for ``<kind>/<video>`` names.
+
+  Written through epath file objects, so ``out_dir`` may be a bucket (``gs://...``).
+  """
+  out_dir = epath.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
   paths = []
   for name, fig in figures.items():
     kind, _, video_id = name.partition('/')
     stem = f'{kind}_{render.file_stem(video_id)}' if video_id else kind
-    paths.append(render.save_png(fig, pathlib.Path(out_dir) / f'{stem}.png'))
+    path = out_dir / f'{stem}.png'
+    with path.open('wb') as f:
+      fig.savefig(f, format='png', facecolor='white')
+    paths.append(path)
   return paths
 
 
@@ -223,21 +240,37 @@ def figure_images(figures: Mapping[str, Figure]) -> dict[str, np.ndarray]:
   return {f'figures/{k}': render.stack_images(v) for k, v in grouped.items()}
 
 
+def read_history(path: str | os.PathLike) -> training_curves.History | None:
+  """A ``metrics.jsonl`` as :func:`training_curves.read_metrics_jsonl` reads it; None if absent.
+
+  That reader opens local files only: a file in a bucket is read through a local copy.
+  """
+  path = epath.Path(path)
+  if not path.is_file():
+    return None
+  if '://' not in os.fspath(path):
+    return training_curves.read_metrics_jsonl(path)
+  with tempfile.TemporaryDirectory() as tmp:
+    local = pathlib.Path(tmp) / path.name
+    local.write_bytes(path.read_bytes())
+    return training_curves.read_metrics_jsonl(local)
+
+
 def write_figures(
   workdir: str | os.PathLike,
   *,
   out_dir: str | os.PathLike | None = None,
   **kwargs,
-) -> list[pathlib.Path]:
+) -> list[epath.Path]:
   """Writes :func:`build_figures` as PNGs into ``out_dir`` (default ``workdir/figures``).
 
   ``history`` defaults to the workdir's ``metrics.jsonl``; the other keyword arguments are
   :func:`build_figures`'. Returns the files written.
   """
-  workdir = pathlib.Path(workdir)
-  out_dir = pathlib.Path(out_dir) if out_dir else workdir / 'figures'
-  if kwargs.get('history') is None and (workdir / 'metrics.jsonl').is_file():
-    kwargs['history'] = training_curves.read_metrics_jsonl(workdir / 'metrics.jsonl')
+  workdir = epath.Path(workdir)
+  out_dir = epath.Path(out_dir) if out_dir else workdir / 'figures'
+  if kwargs.get('history') is None:
+    kwargs['history'] = read_history(workdir / 'metrics.jsonl')
   paths = save_figures(build_figures(**kwargs), out_dir)
   logger.info('wrote %d figures to %s', len(paths), out_dir)
   return paths
@@ -257,7 +290,7 @@ def read_detections(
 ) -> dict[str, dict[str, np.ndarray]]:
   """An ActivityNet results JSON (``detections.json``) -> ``Detector.detect`` format."""
   index = {name: i for i, name in enumerate(class_names)}
-  results = json.loads(pathlib.Path(path).read_text())['results']
+  results = json.loads(epath.Path(path).read_text())['results']
   out = {}
   for vid, dets in results.items():
     unknown = {d['label'] for d in dets} - set(index)
@@ -303,7 +336,7 @@ def visualize_workdir(
   out_dir: str | os.PathLike | None = None,
   max_videos: int = 3,
   use_raw_weights: bool = False,
-) -> list[pathlib.Path]:
+) -> list[epath.Path]:
   """What the command line does: figures of ``workdir``'s latest checkpoint."""
   from asl_jax import configuration, export, predict
   from asl_jax.model.build import build_model
@@ -317,7 +350,7 @@ def visualize_workdir(
     config.data, configuration.parse_subsets(config.data.eval_subset)
   )
   detections = None
-  results = pathlib.Path(workdir) / 'detections.json'
+  results = epath.Path(workdir) / 'detections.json'
   if results.is_file() and not use_raw_weights:
     detections = read_detections(results, annotations.class_names)
   show = None

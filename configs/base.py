@@ -10,6 +10,9 @@ import ml_collections
 def get_base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 42  # Seeds parameter init, data order, truncation and dropout.
+  # Debug run for stepping through (asl_jax/debug.py, applied by asl_jax.main): tiny model, a few
+  # videos, one short epoch, jax_debug_nans and jax_disable_jit. Command-line overrides win.
+  config.debug = False
 
   # ---------------------------------------------------------------- data
   data = config.data = ml_collections.ConfigDict()
@@ -45,6 +48,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Short videos are cropped to a random fraction in this range; () disables.
   data.crop_ratio = (0.9, 1.0)
   data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
+  data.max_videos = 0  # > 0: only the first N videos (by id) of each split (smoke runs; logged).
   data.tfds_dir = ''  # Built TFDS shards (tools/build_dataset --out); set: train from them.
   # Synthetic data (configs/demo.py): generated into the folders above when they are missing.
   data.synthetic = ml_collections.ConfigDict()

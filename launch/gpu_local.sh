@@ -18,6 +18,10 @@
 #    small model and a short run (listed in DEBUG_OVERRIDES); later --config.* arguments win.
 #    --no_jit: JAX_DISABLE_JIT=True, everything runs eagerly (print/pdb work inside the model;
 #    very slow, use with --debug).
+#    --config.debug=True (passed through; asl_jax/debug.py) is the config's own debug mode, for
+#    any launcher: a tiny model (width 16, <= 3 pyramid levels), data.max_videos=8, batch 2,
+#    one epoch, jax_debug_nans and jax_disable_jit, every change logged; other --config.*
+#    arguments keep their values. Eager steps are slow (minutes on a CPU), hence the tiny run.
 # --dry_run prints the environment and the commands instead of running them.
 set -euo pipefail
 
@@ -46,7 +50,7 @@ for arg in "$@"; do
     --mem_fraction=*) mem_fraction="${arg#--mem_fraction=}" ;;
     --cuda=*) cuda="${arg#--cuda=}" ;;
     --config.*=*) overrides+=("$arg") ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "gpu_local.sh: unknown argument '$arg' (--config.a.b=value passes through)" >&2; exit 2 ;;
   esac
 done

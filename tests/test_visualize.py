@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from tests.test_export import trained_workdir
 
 
 def _check_png(path, min_width=500, min_height=250):
-  assert path.is_file() and path.stat().st_size > 15_000, path
+  assert path.is_file() and os.path.getsize(path) > 15_000, path
   image = mpl_image.imread(path)
   height, width = image.shape[:2]
   assert width >= min_width and height >= min_height, (path, image.shape)
@@ -187,3 +188,12 @@ def test_baseline_model_without_sensitivity_parts_still_draws():
     sensitivity.plot_class_gaussians(gaussians, ['a', 'b']),
   ):
     assert render.to_array(fig).std() > 5
+
+
+def test_shown_videos_have_ground_truth_first():
+  from types import SimpleNamespace
+
+  counts = {'a': 0, 'b': 2, 'c': 1, 'd': 0}
+  videos = [SimpleNamespace(video_id=v, segments=np.zeros((n, 2))) for v, n in counts.items()]
+  assert [v.video_id for v in visualize.shown_videos(videos, 3)] == ['b', 'c', 'a']
+  assert visualize.read_history('/nonexistent/metrics.jsonl') is None

@@ -13,7 +13,8 @@ What a checkpoint holds, and how a resumed run continues bit for bit:
     data, batch size and process count; the loop warns when ``steps_per_epoch`` changed.
 
 Layout: ``workdir/checkpoints/<step>`` (latest ``keep``), ``workdir/checkpoints_best/<step>`` (one,
-only with evaluations during training), ``workdir/checkpoints_corrupt/<step>`` (set aside).
+only with evaluations during training), ``workdir/checkpoints_corrupt/<step>`` (set aside). The
+workdir is an ``etils.epath`` path: a local folder or a bucket (``gs://...``, as on TPU pods).
 
 Damaged checkpoints: a save killed mid-write leaves ``<step>.orbax-checkpoint-tmp``, which orbax
 does not list (the previous step is the latest). A listed step that fails to read back (a file
@@ -26,11 +27,11 @@ config that no longer matches the checkpoints fails this way, loudly).
 from __future__ import annotations
 
 import logging
-import pathlib
-import shutil
+import os
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 from jax.experimental import multihost_utils
 
 from asl_jax.train.state import TrainState
@@ -40,7 +41,17 @@ logger = logging.getLogger(__name__)
 ITEMS = ('state', 'meta')
 
 
-def _manager(directory: pathlib.Path, keep: int) -> ocp.CheckpointManager:
+def absolute_path(path: str | os.PathLike) -> epath.Path:
+  """``path`` as an absolute epath: local paths against the working directory, URIs unchanged.
+
+  Orbax needs absolute local paths; ``epath.Path.absolute()`` would also prefix the working
+  directory to ``gs://bucket/x`` (which epath already counts as absolute), hence this check.
+  """
+  path = epath.Path(path)
+  return path if path.is_absolute() else epath.Path(os.path.abspath(path))
+
+
+def _manager(directory: epath.Path, keep: int) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
     preservation_policy=ocp.checkpoint_managers.LatestN(keep),
     create=True,
@@ -56,8 +67,8 @@ def _save_args(state: TrainState, meta: dict) -> ocp.args.Composite:
 class Checkpointer:
   """Keeps the latest ``keep`` checkpoints under ``workdir/checkpoints``; saves asynchronously."""
 
-  def __init__(self, workdir: str | pathlib.Path, *, keep: int = 3):
-    self.workdir = pathlib.Path(workdir).absolute()
+  def __init__(self, workdir: str | os.PathLike, *, keep: int = 3):
+    self.workdir = absolute_path(workdir)
     self.directory = self.workdir / 'checkpoints'
     self.manager = _manager(self.directory, keep)
 
@@ -119,7 +130,7 @@ class Checkpointer:
         target, n = corrupt / str(step), 1
         while target.exists():
           target, n = corrupt / f'{step}.{n}', n + 1
-        shutil.move(str(self.directory / str(step)), str(target))
+        (self.directory / str(step)).rename(target)
     multihost_utils.sync_global_devices('asl_jax_checkpoint_set_aside')
     self.manager.reload()
 
@@ -138,8 +149,8 @@ class BestCheckpoint:
   test split that is reported: selecting on the test split overstates the result.
   """
 
-  def __init__(self, workdir: str | pathlib.Path):
-    self.directory = pathlib.Path(workdir).absolute() / 'checkpoints_best'
+  def __init__(self, workdir: str | os.PathLike):
+    self.directory = absolute_path(workdir) / 'checkpoints_best'
     self.manager = _manager(self.directory, 1)
     step = self.manager.latest_step()
     self._best = None

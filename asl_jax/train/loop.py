@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import pathlib
 import signal
+import tempfile
 import time
 
 import jax
@@ -13,6 +16,7 @@ import ml_collections
 import numpy as np
 import tqdm
 from clu import metric_writers, parameter_overview
+from etils import epath
 
 from asl_jax import configuration, parallel
 from asl_jax.data import pipeline
@@ -28,6 +32,9 @@ logger = logging.getLogger(__name__)
 HOST_KEYS = ('video_id', 'window_start')
 # The non-finite guard checks at least this often, however long the logging interval.
 MAX_UNCHECKED_STEPS = 100
+# Videos with per-video figures in TensorBoard at each evaluation during training (the final
+# evaluation shows visualize's default, as its PNGs do); each costs a forward pass and two plots.
+EVAL_FIGURE_VIDEOS = 2
 
 
 def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
@@ -65,8 +72,10 @@ def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
 class _JsonLinesWriter:
   """Scalars as one JSON object per line (easy to read back without TensorBoard)."""
 
-  def __init__(self, path: pathlib.Path, enabled: bool):
-    self.file = open(path, 'a') if enabled else None  # noqa: SIM115 - closed in close().
+  def __init__(self, path: epath.Path, enabled: bool):
+    # epath's open is a context manager for buckets (a plain file only locally): kept open here.
+    self.files = contextlib.ExitStack()
+    self.file = self.files.enter_context(path.open('a')) if enabled else None
 
   def write(self, step: int, scalars: dict) -> None:
     if self.file:
@@ -76,8 +85,8 @@ class _JsonLinesWriter:
       self.file.flush()
 
   def close(self) -> None:
-    if self.file:
-      self.file.close()
+    self.files.close()
+    self.file = None
 
 
 def _train_batches(config: ml_collections.ConfigDict):
@@ -95,12 +104,38 @@ def _train_batches(config: ml_collections.ConfigDict):
     with_video_ids=True,
   )
   subsets = configuration.parse_subsets(data.train_subset)
-  if data.tfds_dir:
+  if data.tfds_dir:  # validate_config rejects data.max_videos here: shards cannot be capped.
     from asl_jax.data import tf_pipeline  # Imports TensorFlow only when shards are used.
 
     return tf_pipeline.TFDSTrainBatches(data.tfds_dir, subsets=subsets, **common)
   videos, _ = pipeline.load_split_from_config(data, subsets)
+  videos = cap_videos(videos, data.max_videos, split=data.train_subset)
   return pipeline.TrainBatches(videos, **common)
+
+
+def cap_videos(videos: list[pipeline.Video], max_videos: int, *, split: str) -> list:
+  """The first ``max_videos`` videos by id (all when it is 0): ``data.max_videos``, logged."""
+  if max_videos <= 0:
+    return videos
+  kept = sorted(videos, key=lambda v: v.video_id)[:max_videos]
+  logger.warning(
+    'data.max_videos=%d: using %d of the %d videos of %r', max_videos, len(kept), len(videos), split
+  )
+  return kept
+
+
+def _write_detections(path: epath.Path, detections: dict, class_names) -> None:
+  """``evaluator.write_detections`` to ``path``, through a local file when it is in a bucket.
+
+  That writer opens local files only; everything else the loop writes goes through epath.
+  """
+  if '://' not in os.fspath(path):
+    evaluator_lib.write_detections(path, detections, class_names)
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    local = pathlib.Path(tmp) / path.name
+    evaluator_lib.write_detections(local, detections, class_names)
+    path.write_bytes(local.read_bytes())
 
 
 def train_and_evaluate(
@@ -122,11 +157,14 @@ def train_and_evaluate(
   That subset must then be a validation split, not the test split the result is reported on.
 
   Leaves in ``workdir``: ``config.json``, ``checkpoints/``, TensorBoard events, ``metrics.jsonl``,
-  ``detections.json`` (ActivityNet results format, EMA weights) and ``metrics.json``.
-  Returns the final metrics dict.
+  ``detections.json`` (ActivityNet results format, EMA weights) and ``metrics.json``; with
+  ``train.write_figures``, ``figures/*.png`` and the same figures as TensorBoard images, plus
+  images of ``EVAL_FIGURE_VIDEOS`` videos at each evaluation during training (EMA weights).
+  ``workdir`` is a local folder or a bucket (``gs://...``, e.g. on TPU pods): every file goes
+  through ``etils.epath``. Returns the final metrics dict.
   """
   configuration.validate_config(config)
-  workdir_path = pathlib.Path(workdir)
+  workdir_path = epath.Path(workdir)
   workdir_path.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
   if is_chief:
@@ -138,6 +176,7 @@ def train_and_evaluate(
   eval_videos, annotations = pipeline.load_split_from_config(
     data, configuration.parse_subsets(data.eval_subset)
   )
+  eval_videos = cap_videos(eval_videos, data.max_videos, split=data.eval_subset)
   if annotations.skipped:
     logger.warning('annotations: skipped %s', annotations.skipped)
   if train:
@@ -189,7 +228,7 @@ def train_and_evaluate(
   start_step = int(state.step)
 
   # ---------------------------------------------------------------- loop
-  writer = metric_writers.create_default_writer(str(workdir_path), just_logging=not is_chief)
+  writer = metric_writers.create_default_writer(os.fspath(workdir_path), just_logging=not is_chief)
   jsonl = _JsonLinesWriter(workdir_path / 'metrics.jsonl', is_chief)
   detector = build_detector(config, training.model)
   guard = FiniteGuard()
@@ -231,11 +270,26 @@ def train_and_evaluate(
           guard.check()
       guard.check()
       if best is not None and (epoch + 1) % t.eval_every_epochs == 0:
-        _, result = evaluator_lib.evaluate(
+        detections, result = evaluator_lib.evaluate(
           detector, state.ema_params, eval_videos, tious=config.test.tiou_thresholds
         )
         writer.write_scalars(step, {'eval/average_mAP': result.average_map})
         jsonl.write(step, {'eval/average_mAP': result.average_map})
+        if is_chief and t.write_figures and step < total_steps:  # The final one follows.
+          from asl_jax import visualize  # matplotlib only when pictures are wanted.
+
+          writer.write_images(
+            step,
+            visualize.summary_images(
+              config=config,
+              model=training.model,
+              params=state.ema_params,
+              eval_videos=eval_videos,
+              class_names=annotations.class_names,
+              detections=detections,
+              max_videos=EVAL_FIGURE_VIDEOS,
+            ),
+          )
         logger.info('epoch %d evaluation (EMA weights):\n%s', epoch + 1, result.format_table())
         meta = dict(_meta(step, steps_per_epoch), average_mAP=float(result.average_map))
         if best.offer(step, state, dict(meta, eval_subset=data.eval_subset)):
@@ -262,9 +316,7 @@ def train_and_evaluate(
     final[name] = result.to_json_dict(annotations.class_names)
     writer.write_scalars(step, {f'eval/{name}/average_mAP': result.average_map})
     if name == 'ema' and is_chief:
-      evaluator_lib.write_detections(
-        workdir_path / 'detections.json', detections, annotations.class_names
-      )
+      _write_detections(workdir_path / 'detections.json', detections, annotations.class_names)
       print(
         f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n'
         f'{result.format_table()}'
@@ -272,16 +324,18 @@ def train_and_evaluate(
       if config.train.write_figures:
         from asl_jax import visualize  # matplotlib only when pictures are wanted.
 
-        figures = visualize.write_figures(
-          workdir_path,
+        figures = visualize.build_figures(
           config=config,
           model=training.model,
           params=weights,
           eval_videos=eval_videos,
           class_names=annotations.class_names,
           detections=detections,
+          history=visualize.read_history(workdir_path / 'metrics.jsonl'),
         )
-        logger.info('wrote %d figures to %s', len(figures), workdir_path / 'figures')
+        paths = visualize.save_figures(figures, workdir_path / 'figures')
+        writer.write_images(step, visualize.figure_images(figures))
+        logger.info('wrote %d figures to %s and TensorBoard', len(paths), workdir_path / 'figures')
   logger.info(
     'raw weights average mAP %.4f; EMA %.4f',
     final['raw']['average_mAP'],

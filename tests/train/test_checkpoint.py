@@ -155,3 +155,20 @@ def test_best_checkpoint_keeps_only_the_best_score(tmp_path):
   np.testing.assert_array_equal(
     restored["['params']['bias']"], np.asarray(small_state(seed=8).params['bias'])
   )
+
+
+def test_workdir_paths_keep_bucket_uris_and_anchor_local_ones(tmp_path, monkeypatch):
+  # pathlib would turn gs://bucket/run into the local folder gs:/bucket/run; epath's absolute()
+  # would prefix the working directory to it.
+  for uri in ('gs://bucket/runs/thumos', 's3://bucket/run'):
+    path = checkpoint_lib.absolute_path(uri)
+    assert str(path) == uri and str(path / 'checkpoints') == f'{uri}/checkpoints'
+  monkeypatch.chdir(tmp_path)
+  assert str(checkpoint_lib.absolute_path('runs/a')) == str(tmp_path / 'runs' / 'a')
+  assert checkpoint_lib.absolute_path(tmp_path) == tmp_path
+  # A relative workdir works from another directory too: the manager gets the absolute path.
+  save_steps('runs/a', [1])
+  monkeypatch.chdir('/')
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path / 'runs' / 'a')
+  assert checkpointer.latest_step() == 1
+  checkpointer.close()
