@@ -28,8 +28,6 @@ import functools
 import json
 import logging
 import os
-import pathlib
-import tempfile
 import types
 from collections.abc import Mapping, Sequence
 
@@ -241,19 +239,9 @@ def figure_images(figures: Mapping[str, Figure]) -> dict[str, np.ndarray]:
 
 
 def read_history(path: str | os.PathLike) -> training_curves.History | None:
-  """A ``metrics.jsonl`` as :func:`training_curves.read_metrics_jsonl` reads it; None if absent.
-
-  That reader opens local files only: a file in a bucket is read through a local copy.
-  """
+  """A ``metrics.jsonl`` as :func:`training_curves.read_metrics_jsonl` reads it; None if absent."""
   path = epath.Path(path)
-  if not path.is_file():
-    return None
-  if '://' not in os.fspath(path):
-    return training_curves.read_metrics_jsonl(path)
-  with tempfile.TemporaryDirectory() as tmp:
-    local = pathlib.Path(tmp) / path.name
-    local.write_bytes(path.read_bytes())
-    return training_curves.read_metrics_jsonl(local)
+  return training_curves.read_metrics_jsonl(path) if path.is_file() else None
 
 
 def write_figures(

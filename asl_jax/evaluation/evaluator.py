@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
+import os
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import numpy as np
+from etils import epath
 
 from asl_jax.data import pipeline
 from asl_jax.evaluation import metrics as metrics_lib
@@ -139,9 +140,7 @@ def evaluate(
   return detections, result
 
 
-def write_detections(
-  path: str | pathlib.Path, detections: dict, class_names: Sequence[str]
-) -> None:
+def write_detections(path: str | os.PathLike, detections: dict, class_names: Sequence[str]) -> None:
   """Writes ActivityNet results ``{"results": {vid: [{"segment", "label", "score"}]}}`` (sec)."""
   results = {
     vid: [
@@ -155,4 +154,4 @@ def write_detections(
     for vid, det in detections.items()
   }
   payload = {'version': 'asl-jax', 'results': results, 'external_data': {}}
-  pathlib.Path(path).write_text(json.dumps(payload))
+  epath.Path(path).write_text(json.dumps(payload))  # Local or gs:// alike.

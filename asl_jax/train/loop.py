@@ -8,7 +8,6 @@ import logging
 import os
 import pathlib
 import signal
-import tempfile
 import time
 
 import jax
@@ -122,20 +121,6 @@ def cap_videos(videos: list[pipeline.Video], max_videos: int, *, split: str) -> 
     'data.max_videos=%d: using %d of the %d videos of %r', max_videos, len(kept), len(videos), split
   )
   return kept
-
-
-def _write_detections(path: epath.Path, detections: dict, class_names) -> None:
-  """``evaluator.write_detections`` to ``path``, through a local file when it is in a bucket.
-
-  That writer opens local files only; everything else the loop writes goes through epath.
-  """
-  if '://' not in os.fspath(path):
-    evaluator_lib.write_detections(path, detections, class_names)
-    return
-  with tempfile.TemporaryDirectory() as tmp:
-    local = pathlib.Path(tmp) / path.name
-    evaluator_lib.write_detections(local, detections, class_names)
-    path.write_bytes(local.read_bytes())
 
 
 def train_and_evaluate(
@@ -316,7 +301,9 @@ def train_and_evaluate(
     final[name] = result.to_json_dict(annotations.class_names)
     writer.write_scalars(step, {f'eval/{name}/average_mAP': result.average_map})
     if name == 'ema' and is_chief:
-      _write_detections(workdir_path / 'detections.json', detections, annotations.class_names)
+      evaluator_lib.write_detections(
+        workdir_path / 'detections.json', detections, annotations.class_names
+      )
       print(
         f'\nmAP on {data.eval_subset!r} ({len(eval_videos)} videos), EMA weights:\n'
         f'{result.format_table()}'

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
+import os
 
 import numpy as np
+from etils import epath
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -15,10 +16,10 @@ from asl_jax.visualization import render
 History = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (steps [n], values [n]).
 
 
-def read_metrics_jsonl(path: str | pathlib.Path) -> History:
+def read_metrics_jsonl(path: str | os.PathLike) -> History:
   """Scalars per name, by step; a step logged twice (a resumed run) keeps its last record."""
   records: dict[int, dict] = {}
-  for n, line in enumerate(pathlib.Path(path).read_text().splitlines(), 1):
+  for n, line in enumerate(epath.Path(path).read_text().splitlines(), 1):
     if not line.strip():
       continue
     try:
