@@ -293,27 +293,20 @@ def read_detections(
 
 
 def videos_by_id(data: ml_collections.ConfigDict, annotations, video_ids: Sequence[str]):
-  """The named videos, from any subset of the annotation file, features loaded."""
-  from asl_jax.data.records import AnnotationSet
+  """The named videos, from any subset of the annotation file, loaded as training loads them
+  (every feature format and set, the config's geometry)."""
+  from asl_jax.data.feature_formats import FeatureReader
 
   records = {r.video_id: r for r in annotations.videos}
   unknown = [v for v in video_ids if v not in records]
   if unknown:
     raise ValueError(f'{data.annotation_file}: no video(s) {unknown}')
-  videos = []
-  for vid in video_ids:
-    one = AnnotationSet(annotations.source, [records[vid]], annotations.class_names)
-    videos += pipeline.load_videos(
-      one,
-      [records[vid].subset],
-      feature_dir=data.feature_dir,
-      feature_prefix=data.feature_prefix,
-      feature_ext=data.feature_ext,
-      input_dim=data.input_dim,
-      feat_stride=data.feat_stride,
-      num_frames=data.num_frames,
+  with FeatureReader.from_config(data) as reader:
+    return list(
+      pipeline.iter_videos(
+        [records[v] for v in video_ids], reader, **pipeline.geometry_from_config(data)
+      )
     )
-  return videos
 
 
 def visualize_workdir(
