@@ -1,6 +1,6 @@
 """Model cost at the THUMOS14 config: parameters, compile, forward, forward+backward, peak RSS.
 
-python -m bench.bench_model [--quick] [--out bench/results_model.json]
+python -m bench.bench_model [--quick] [--seq_len T] [--out bench/results_model.json]
 
 Model: ``configs/custom.py`` (ASL defaults on: theta-fused channel attention, class Gaussians,
 instance evaluators, ASCL) with THUMOS14 I3D geometry: input 2048, embed 512, 4 heads, arch
@@ -8,6 +8,10 @@ instance evaluators, ASCL) with THUMOS14 I3D geometry: input 2048, embed 512, 4 
 T = 2304 / 4608 / 9216, to show the cost grows linearly in T, and global attention
 (``window_size = -1``, what the authors' ASL code runs) at T = 2304, the equal-work comparison
 with the reference, and (not with --quick) at 4608 / 9216, where the attention maps grow as T^2.
+When the PyTorch reference is available (``bench/torch_reference.py``: ``ASL_TORCH_REFERENCE``
+set), the ActionFormer-equivalent ``:baseline`` is measured too at T = 2304, global and local:
+the like-for-like comparison with it. ``--seq_len`` replaces 2304 (and its multiples) for a
+reduced run.
 
 Each case runs in a fresh subprocess (so ``ru_maxrss`` is that case's peak RSS and nothing is
 reused from a compilation cache) and measures, with random features and 8 ground-truth segments
@@ -37,6 +41,8 @@ import subprocess
 import sys
 import time
 
+from bench import torch_reference
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BATCH = 2
@@ -46,7 +52,8 @@ BASE_LEN = 2304  # THUMOS14 max_seq_len.
 GT_PER_VIDEO = 8
 
 # The authors' PyTorch ASL code on this machine type, as given in the model issue (not re-measured
-# here: torch is not installed). THUMOS config, global attention.
+# here). THUMOS config, global attention. ActionFormer's PyTorch code is measured on the same
+# inputs when available: bench/torch_reference.py, and the side-by-side section of bench.run.
 REFERENCE = {
   'provenance': (
     "authors' PyTorch code (JonnyS1226/ego4d_asl, ActionFormer-based), THUMOS14 config, global "
@@ -61,14 +68,19 @@ TARGET_SPEEDUP = {'global': 1.0, 'local': 3.0}  # Ours vs the reference, trainin
 REFERENCE_ACTIONFORMER_PARAMS = 29_251_612
 
 
-def cases(quick: bool) -> list[dict]:
-  out = [dict(attention='local', window=19, seq_len=t) for t in (2304, 4608, 9216)]
-  global_lens = (2304,) if quick else (2304, 4608, 9216)
-  out += [dict(attention='global', window=-1, seq_len=t) for t in global_lens]
-  return out
+def cases(quick: bool, base_len: int = BASE_LEN, with_baseline: bool = False) -> list[dict]:
+  lens = (base_len, 2 * base_len, 4 * base_len)
+  out = [dict(attention='local', window=19, seq_len=t) for t in lens]
+  out += [dict(attention='global', window=-1, seq_len=t) for t in (lens[:1] if quick else lens)]
+  if with_baseline:  # The ActionFormer-equivalent model, next to the PyTorch reference.
+    out += [
+      dict(attention=a, window=w, seq_len=base_len, variant='baseline')
+      for a, w in (('global', -1), ('local', 19))
+    ]
+  return [dict(c, base_len=base_len) for c in out]
 
 
-def build_config(window: int, baseline: bool = False):
+def build_config(window: int, baseline: bool = False, base_len: int = BASE_LEN):
   """configs/custom.py with the THUMOS14 overrides (and the ``:baseline`` variant if asked)."""
   sys.path.insert(0, os.path.join(REPO_ROOT, 'configs'))
   import custom
@@ -76,7 +88,7 @@ def build_config(window: int, baseline: bool = False):
   config = custom.get_config('baseline' if baseline else None)
   config.data.input_dim = INPUT_DIM
   config.data.num_classes = NUM_CLASSES
-  config.data.max_seq_len = BASE_LEN
+  config.data.max_seq_len = base_len
   config.model.embed_dim = config.model.fpn_dim = config.model.head_dim = 512
   config.model.num_heads = 4
   config.model.arch = (2, 2, 5)
@@ -162,12 +174,14 @@ def run_case(case: dict, runs: int) -> dict:
   from asl_jax.train.objective import compute_losses
 
   jax.config.update('jax_enable_compilation_cache', False)
-  config = build_config(case['window'])
+  base_len = case.get('base_len', BASE_LEN)
+  baseline = case.get('variant', 'asl') == 'baseline'
+  config = build_config(case['window'], baseline=baseline, base_len=base_len)
   model = build_model(config)
   t_len = case['seq_len']
   batch = jax.device_put(make_batch(t_len, BATCH, config.data.max_segments))
   params = jax.jit(model.init)(
-    {'params': jax.random.key(0)}, batch['feats'][:1, :BASE_LEN], batch['mask'][:1, :BASE_LEN]
+    {'params': jax.random.key(0)}, batch['feats'][:1, :base_len], batch['mask'][:1, :base_len]
   )['params']
   points = jnp.asarray(seg_ops.make_points(t_len, config.model.regression_ranges))
   loss_cfg = dataclasses.replace(build_loss_config(config), num_classes=NUM_CLASSES)
@@ -197,7 +211,7 @@ def run_case(case: dict, runs: int) -> dict:
   result = dict(case, batch=BATCH, runs=runs, params=param_count(params))
   result['load_average_start'] = os.getloadavg()
   result['forward'] = compile_and_time(forward, (params, batch['feats'], batch['mask']), runs)
-  if t_len == BASE_LEN:
+  if t_len == base_len:
     result['infer_b1'] = compile_and_time(
       forward, (params, batch['feats'][:1], batch['mask'][:1]), runs
     )
@@ -206,7 +220,7 @@ def run_case(case: dict, runs: int) -> dict:
     forward_backward, (params, batch, jax.random.key(1)), runs
   )
   result['peak_rss_mb'] = peak_rss_mb()
-  if t_len == BASE_LEN and case['attention'] == 'local':
+  if t_len == base_len and (case['attention'] == 'local' or baseline):
     result['update'] = time_update(params, config, runs, optax, optim)
   result['load_average_end'] = os.getloadavg()
   return result
@@ -274,7 +288,15 @@ def count_params() -> dict:
   return counts
 
 
-def summarize(rows: list[dict], counts: dict, cores: int) -> str:
+def step_seconds(row: dict, rows: list[dict], key: str = 'median_s') -> float:
+  """fwd+bwd + optimizer update: the row's own update, else the ASL one measured at base T."""
+  update = row.get('update') or next(
+    (r['update'] for r in rows if 'update' in r and r.get('variant', 'asl') == 'asl'), None
+  )
+  return row['forward_backward'][key] + (update[key] if update else 0.0)
+
+
+def summarize(rows: list[dict], counts: dict, cores: int, base_len: int = BASE_LEN) -> str:
   ref = REFERENCE
   lines = [
     f'Parameters: ASL {counts["asl"]:,}; ActionFormer baseline {counts["actionformer_baseline"]:,} '
@@ -282,24 +304,26 @@ def summarize(rows: list[dict], counts: dict, cores: int) -> str:
     '',
     '| attention | T | fwd s (b2) | fwd+bwd s (b2) | fwd+bwd CPU s | step s | infer s/video '
     '(b1) | fwd GFLOP (b2) | compile fwd / fwd+bwd s | peak RSS fwd / train GB | fwd+bwd time '
-    '/ T=2304 | load avg |',
+    f'/ T={base_len} | load avg |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
-  update_s = next((r['update']['median_s'] for r in rows if 'update' in r), 0.0)
-  update_cpu = next((r['update']['cpu_s'] for r in rows if 'update' in r), 0.0)
-  base = {r['attention']: r for r in rows if r['seq_len'] == BASE_LEN and 'error' not in r}
+  asl_rows = [r for r in rows if r.get('variant', 'asl') == 'asl']
+  update_s = next((r['update']['median_s'] for r in asl_rows if 'update' in r), 0.0)
+  update_cpu = next((r['update']['cpu_s'] for r in asl_rows if 'update' in r), 0.0)
+  base = {r['attention']: r for r in asl_rows if r['seq_len'] == base_len and 'error' not in r}
   for r in rows:
+    label = r['attention'] + (' (baseline)' if r.get('variant') == 'baseline' else '')
     if 'error' in r:
-      lines.append(f'| {r["attention"]} | {r["seq_len"]} | failed: {r["error"][-200:]!r} |')
+      lines.append(f'| {label} | {r["seq_len"]} | failed: {r["error"][-200:]!r} |')
       continue
     fb, fw = r['forward_backward'], r['forward']
     infer = f'{r["infer_b1"]["median_s"]:.2f}' if 'infer_b1' in r else '-'
-    b = base.get(r['attention'])
+    b = base.get(r['attention']) if r.get('variant', 'asl') == 'asl' else None
     growth = f'{fb["median_s"] / b["forward_backward"]["median_s"]:.2f}x' if b else '-'
     load = f'{r["load_average_start"][0]:.1f}-{r["load_average_end"][0]:.1f}'
     lines.append(
-      f'| {r["attention"]} | {r["seq_len"]} | {fw["median_s"]:.2f} | {fb["median_s"]:.2f} | '
-      f'{fb["cpu_s"]:.1f} | {fb["median_s"] + update_s:.2f} | {infer} | {fw["gflops"]:.0f} | '
+      f'| {label} | {r["seq_len"]} | {fw["median_s"]:.2f} | {fb["median_s"]:.2f} | '
+      f'{fb["cpu_s"]:.1f} | {step_seconds(r, rows):.2f} | {infer} | {fw["gflops"]:.0f} | '
       f'{fw["compile_s"]:.1f} / {fb["compile_s"]:.1f} | {r["peak_rss_forward_mb"] / 1024:.2f} / '
       f'{r["peak_rss_mb"] / 1024:.2f} | {growth} | {load} |'
     )
@@ -309,10 +333,13 @@ def summarize(rows: list[dict], counts: dict, cores: int) -> str:
     f'inference {ref["infer_per_video_s"]} s/video (batch 1, no NMS), training peak RSS '
     f'{ref["train_peak_rss_gb"]} GB.',
     '',
-    '| ours vs reference (T=2304) | step speed-up (wall) | target | step speed-up (CPU s / '
+    f'| ours vs reference (T={base_len}) | step speed-up (wall) | target | step speed-up (CPU s / '
     f'{cores} cores) | inference speed-up (wall) | peak RSS ref / ours |',
     '|---|---:|---:|---:|---:|---:|',
   ]
+  if base_len != BASE_LEN:  # Those figures are at T=2304: no ratio at a reduced length.
+    lines[-3:] = [f'(not compared at T={base_len}: these figures are at T={BASE_LEN})']
+    base = {}
   for attention, r in base.items():
     fb = r['forward_backward']
     speedup = ref['train_step_s'] / (fb['median_s'] + update_s)
@@ -343,6 +370,7 @@ def main(argv=None) -> dict | None:
   parser.add_argument('--out', default='bench/results_model.json', help='JSON results')
   parser.add_argument('--case', default=None, help=argparse.SUPPRESS)  # Child process: one case.
   parser.add_argument('--runs', type=int, default=None, help='timed runs per measurement')
+  parser.add_argument('--seq_len', type=int, default=None, help='base T (default 2304; reduced)')
   args = parser.parse_args(argv)
   runs = args.runs or (2 if args.quick else 5)
   if args.case:
@@ -351,23 +379,31 @@ def main(argv=None) -> dict | None:
 
   load_before = os.getloadavg()
   counts = count_params()
+  base_len = args.seq_len or BASE_LEN
+  reference = torch_reference.status()
   rows = []
-  for case in cases(args.quick):
+  for case in cases(args.quick, base_len, with_baseline=reference['available']):
     print(f'running {case} ...', file=sys.stderr, flush=True)
     rows.append(run_in_subprocess(case, runs, timeout=1800))
     if 'error' in rows[-1]:
       print(rows[-1]['error'], file=sys.stderr)
-  table = summarize(rows, counts, os.cpu_count() or 1)
+  table = summarize(rows, counts, os.cpu_count() or 1, base_len)
   print(table)
   result = {
     'benchmark': 'model',
     'quick': args.quick,
     'runs': runs,
     'config': dict(
-      input_dim=INPUT_DIM, embed_dim=512, num_heads=4, arch=(2, 2, 5), num_classes=NUM_CLASSES
+      input_dim=INPUT_DIM,
+      embed_dim=512,
+      num_heads=4,
+      arch=(2, 2, 5),
+      num_classes=NUM_CLASSES,
+      seq_len=base_len,
     ),
     'params': counts,
     'reference': REFERENCE,
+    'torch_reference': reference,
     'rows': rows,
     'table': table,
     'machine': {

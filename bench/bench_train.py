@@ -18,7 +18,9 @@ step = median wall time of ``--steps`` steps after one warm-up step (5 by defaul
 (target: the ASL parts cost < 15% extra per step).
 
 --quick also halves T to 1152 (both variants alike, so the ratio stays meaningful) to fit in a
-few minutes on 2 CPU cores; pass --seq_len 2304 to measure the real length.
+few minutes on 2 CPU cores; pass --seq_len 2304 to measure the real length. ``bench.run`` sets
+the baseline's step beside ActionFormer's PyTorch training step at the same T (same shapes and
+inputs, ``bench/torch_reference.py``) when that reference is available.
 
 --breakdown adds where the extra cost comes from: XLA's FLOP estimate of the lowered step (no
 compile, no run) as the ASL parts are switched off one by one: ASCL (lambda = 0), then the
@@ -41,6 +43,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ('asl', 'baseline')
 GT_PER_VIDEO = 8
 THUMOS = dict(batch_size=2, input_dim=2048, embed_dim=512, arch=(2, 2, 5), window=19, classes=20)
+SEQ_LEN, QUICK_SEQ_LEN = 2304, 1152
+
+
+def default_seq_len(quick: bool) -> int:
+  """T when --seq_len is not given (the PyTorch reference is timed at the same T)."""
+  return QUICK_SEQ_LEN if quick else SEQ_LEN
 
 
 def build_config(variant: str, seq_len: int):
@@ -239,7 +247,7 @@ def main(argv=None) -> dict | None:
       print(json.dumps(run_case(case['variant'], case['seq_len'], case['steps'])))
     return None
 
-  seq_len = args.seq_len or (1152 if args.quick else 2304)
+  seq_len = args.seq_len or default_seq_len(args.quick)
   steps = args.steps or (3 if args.quick else 5)
   load_before = os.getloadavg()
   rows = {}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Accelerator check for one NVIDIA GPU (H100/H200), under 8 minutes:
 #   1. the device-independent test subset (ops, model, evaluation) on the GPU;
-#   2. bench/device_check.py: train steps/s, peak memory, inference ms/video, MFU in fp32 and bf16.
+#   2. bench/device_check.py: train steps/s, peak memory, inference ms/video, MFU in fp32 and bf16;
+#   3. (within 2) when ASL_TORCH_REFERENCE names an ActionFormer checkout on this machine and
+#      ASL_TORCH_PYTHON (default python3) has a torch that sees the GPU, the PyTorch reference on
+#      the same inputs (bench/torch_reference.py); otherwise it says 'reference not available'.
 # Uses the machine's python3 (its JAX with CUDA); pure-Python packages it lacks (ml-collections,
 # clu) can be carried as wheels in .whl/ and are installed into /tmp/site first.
 # Results: bench/results_device.json (and $OUT when set, for the workplace's device tool).
@@ -16,7 +19,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 $PY -c "import jax; print('jax', jax.__version__, jax.devices())"
 timeout 240 $PY -m pytest -p no:cacheprovider -q tests/ops tests/model tests/evaluation/test_metrics.py \
   tests/evaluation/test_decoding.py 2>&1 | tail -5
-timeout 300 $PY -m bench.device_check --out bench/results_device.json
+# The reference adds about a minute on the GPU (two cases, no compilation).
+timeout "$([ -n "${ASL_TORCH_REFERENCE:-}" ] && echo 360 || echo 300)" \
+  $PY -m bench.device_check --out bench/results_device.json
 rc=$?
 [ -n "${OUT:-}" ] && cp bench/results_device.json "$OUT/" 2>/dev/null
 exit $rc

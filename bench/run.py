@@ -1,12 +1,15 @@
 """Runs every benchmark and writes ``bench/RESULTS.md`` and ``bench/results.json``.
 
-  python -m bench.run [--quick] [--only model,train] [--out_dir bench]
+  python -m bench.run [--quick] [--only model,train] [--seq_len T] [--out_dir bench]
 
 Each benchmark runs in its own subprocess (so peak-memory figures are its own) as
 ``python -m bench.<name> [--quick] --out <json>``; it reports medians of repeated runs after a
 warm-up, min-max, and ratios against a baseline measured in the same run. This file only runs
-them and renders their JSON: the machine first, then one section per benchmark. Nothing in
-RESULTS.md is written by hand.
+them and renders their JSON: the machine first, then one section per benchmark, then our model
+side by side with the PyTorch reference (ActionFormer, ``bench/torch_reference.py``) timed in the
+same run on the same inputs, with ratios; where ``ASL_TORCH_REFERENCE`` is unset or unusable,
+that section says 'reference not available' and why. Nothing in RESULTS.md is written by hand.
+``--seq_len`` runs the T-dependent benchmarks (model, train, torch_reference) at a reduced T.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ BENCHMARKS = {
   'bench_input': 'Input pipeline: examples/s from TFDS shards vs plain np.load',
   'bench_model': 'Model: forward, forward+backward, compile time, peak memory; T scaling',
   'bench_train': 'Training step: steps/s, compile time, peak memory; full ASL vs its parts off',
+  'torch_reference': 'PyTorch reference (ActionFormer) on the same inputs: forward, train step',
   'bench_evaluation': 'Evaluation: jitted mAP and Soft-NMS vs straightforward implementations',
   'bench_demo': '`make demo` end to end (train + evaluate on the synthetic benchmark)',
 }
@@ -63,10 +67,15 @@ def machine_info() -> dict:
   }
 
 
-def run_one(name: str, quick: bool, scratch: pathlib.Path) -> dict:
+SEQ_LEN_AWARE = ('bench_model', 'bench_train', 'torch_reference')
+
+
+def run_one(name: str, quick: bool, scratch: pathlib.Path, seq_len: int | None = None) -> dict:
   """Runs ``bench.<name>`` in a subprocess; a failure is recorded, not raised."""
   out = scratch / f'{name}.json'
   cmd = [sys.executable, '-m', f'bench.{name}', '--out', str(out)] + (['--quick'] if quick else [])
+  if seq_len and name in SEQ_LEN_AWARE:
+    cmd.append(f'--seq_len={seq_len}')
   t0 = time.time()
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
   wall = time.time() - t0
@@ -101,6 +110,70 @@ def render_rows(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def _ratio(ref: float | None, ours: float | None) -> str:
+  return f'{ref / ours:.2f}x' if ref and ours else '-'
+
+
+def side_by_side(results: list[dict]) -> list[str]:
+  """Ours next to the PyTorch reference, case by case, with reference / ours ratios."""
+  from bench import bench_model
+
+  by_name = {r.get('benchmark'): r for r in results}
+  if not {'model', 'train', 'torch_reference'} & set(by_name):
+    return []
+  reference = by_name.get('torch_reference')
+  lines = ['## Side by side with the PyTorch reference', '']
+  if reference is None:
+    return lines + ['Not run (`--only` left out torch_reference).', '']
+  if 'error' in reference or not reference.get('rows'):
+    status = reference.get('status') or f'failed ({reference.get("error")})'
+    return lines + [f'{status}; skipped.', '']
+  ref_info = reference.get('reference', {})
+  lines += [
+    f'Reference: ActionFormer {ref_info.get("commit") or ""} under torch {ref_info.get("torch")} '
+    f'({ref_info.get("threads")} threads); ours: JAX, in this run. Ratios are reference / ours '
+    '(above 1: ours is faster or smaller). Model rows: bench_model (step = fwd+bwd + optimizer '
+    'update); train rows: bench_train (the whole jitted training step).',
+    '',
+    '| attention | T | implementation | infer s/video (b1) | fwd+bwd s (b2) | step s (b2) | '
+    'peak RSS GB | infer ref/ours | fwd+bwd ref/ours | step ref/ours | RSS ref/ours |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  model_rows = [r for r in by_name.get('model', {}).get('rows', []) if 'error' not in r]
+  train = by_name.get('train', {})
+  for ref in reference['rows']:
+    key = (ref['attention'], ref['seq_len'])
+    if 'error' in ref:
+      lines.append(f'| {key[0]} | {key[1]} | reference failed: {ref["error"][-150:]!r} |')
+      continue
+    r_inf, r_fb = ref['forward_b1']['median_s'], ref['forward_backward']['median_s']
+    r_step, r_rss = ref['step']['median_s'], ref['peak_rss_mb'] / 1024
+    lines.append(
+      f'| {key[0]} | {key[1]} | PyTorch ActionFormer | {r_inf:.3f} | {r_fb:.3f} | {r_step:.3f} | '
+      f'{r_rss:.2f} | | | | |'
+    )
+    for row in model_rows:
+      if (row['attention'], row['seq_len']) != key or 'infer_b1' not in row:
+        continue
+      inf, fb = row['infer_b1']['median_s'], row['forward_backward']['median_s']
+      step, rss = bench_model.step_seconds(row, model_rows), row['peak_rss_mb'] / 1024
+      lines.append(
+        f'| {key[0]} | {key[1]} | ours, {row.get("variant", "asl")} (bench_model) | {inf:.3f} | '
+        f'{fb:.3f} | {step:.3f} | {rss:.2f} | {_ratio(r_inf, inf)} | {_ratio(r_fb, fb)} | '
+        f'{_ratio(r_step, step)} | {_ratio(r_rss, rss)} |'
+      )
+    if key[0] == 'local' and train.get('seq_len') == key[1]:
+      for variant, row in train.get('rows', {}).items():
+        if 'error' in row:
+          continue
+        step, rss = row['step_s'], row['peak_rss_mb'] / 1024
+        lines.append(
+          f'| {key[0]} | {key[1]} | ours, {variant} (bench_train) | | | {step:.3f} | {rss:.2f} '
+          f'| | | {_ratio(r_step, step)} | {_ratio(r_rss, rss)} |'
+        )
+  return lines + ['']
+
+
 def render(machine: dict, results: list[dict], quick: bool) -> str:
   lines = [
     '# Benchmark results',
@@ -124,10 +197,13 @@ def render(machine: dict, results: list[dict], quick: bool) -> str:
         '',
       ]
       continue
-    lines += [result.get('table_markdown') or render_rows(result.get('rows', [])), '']
+    rows = result.get('rows', [])
+    rows = list(rows.values()) if isinstance(rows, dict) else rows  # bench_train: by variant.
+    lines += [result.get('table_markdown') or result.get('table') or render_rows(rows), '']
     for note in result.get('notes', []):
       lines.append(f'- {note}')
     lines += [f'Wall time: {result.get("wall_s", 0):.0f} s.', '']
+  lines += side_by_side(results)
   return '\n'.join(lines)
 
 
@@ -138,9 +214,14 @@ def main(argv=None) -> None:
     '--only', default='', help='comma-separated subset of: ' + ', '.join(BENCHMARKS)
   )
   parser.add_argument('--out_dir', default=str(ROOT / 'bench'))
+  parser.add_argument(
+    '--seq_len', type=int, default=None, help='reduced T for model, train and torch_reference'
+  )
   args = parser.parse_args(argv)
   names = [
-    n if n.startswith('bench_') else f'bench_{n}' for n in args.only.split(',') if n
+    n if n.startswith('bench_') or n in BENCHMARKS else f'bench_{n}'
+    for n in args.only.split(',')
+    if n
   ] or list(BENCHMARKS)
   unknown = [n for n in names if n not in BENCHMARKS]
   if unknown:
@@ -155,12 +236,12 @@ def main(argv=None) -> None:
         )
         continue
       print(f'running {name} ...', file=sys.stderr, flush=True)
-      results.append(run_one(name, args.quick, pathlib.Path(scratch)))
+      results.append(run_one(name, args.quick, pathlib.Path(scratch), args.seq_len))
   out_dir = pathlib.Path(args.out_dir)
-  (out_dir / 'RESULTS.md').write_text(render(machine, results, args.quick))
-  (out_dir / 'results.json').write_text(
+  (out_dir / 'results.json').write_text(  # First: the figures survive a rendering error.
     json.dumps({'machine': machine, 'results': results}, indent=2)
   )
+  (out_dir / 'RESULTS.md').write_text(render(machine, results, args.quick))
   print(f'wrote {out_dir / "RESULTS.md"} and {out_dir / "results.json"}', file=sys.stderr)
 
 

@@ -4,8 +4,12 @@ python -m asl_jax.tools.parity --fixture shared/fixtures/actionformer_tiny_a.npz
 
 The fixture (layout in shared/fixtures/README.md) holds ActionFormer's weights (``param/*``), a
 padded batch (``input/*``), its outputs per stage (``out/*``) and, optionally, the gradients of
-its training loss (``grad/*``). We build the equivalent ``ActionDetector`` from the fixture's
-``model_kwargs``, import the weights with :mod:`asl_jax.model.torch_import`, run the forward at
+its training loss (``grad/*``). Everything about the model is read from the fixture's
+``config_json``: we build the equivalent ``ActionDetector`` from its ``model_kwargs`` (any arch,
+widths, kernel sizes, head depth, class count, per-level attention windows with global ones,
+several input streams with their projections, the absolute position embedding; options we do
+not implement are refused by name), take the loss settings from its ``train_cfg``, import the
+weights with :mod:`asl_jax.model.torch_import`, run the forward at
 full float32 matmul precision and compare
 
 * in eval mode (``deterministic=True``), and
@@ -54,7 +58,6 @@ _REQUIRED = (
   ('fpn_with_ln', True),
   ('head_with_ln', True),
   ('fpn_start_level', 0),
-  ('use_abs_pe', False),
   ('use_rel_pe', False),
 )
 
@@ -76,15 +79,20 @@ def detector_kwargs(model_kwargs: Mapping[str, Any], *, training: bool = False) 
   for key, value in _REQUIRED:
     if key in model_kwargs and model_kwargs[key] != value:
       raise ValueError(f'the fixture uses {key}={model_kwargs[key]!r}; we only support {value!r}')
-  if isinstance(model_kwargs['input_dim'], (list, tuple)):
-    raise ValueError('multi-feature input projection (input_dim as a list) is not implemented')
+  # Several input streams: input_dim and embd_dim are lists, each stream gets a 1x1 projection to
+  # its embd_dim and the embedding network runs on their concatenation.
+  input_dim, embd_dim = model_kwargs['input_dim'], model_kwargs['embd_dim']
+  streams = tuple(input_dim) if isinstance(input_dim, (list, tuple)) else ()
+  stream_dims = tuple(embd_dim) if isinstance(embd_dim, (list, tuple)) else ()
+  if bool(streams) != bool(stream_dims):
+    raise ValueError(f'input_dim {input_dim!r} and embd_dim {embd_dim!r}: both lists or neither')
   num_embed_convs, num_stem, num_branch = model_kwargs['backbone_arch']
   window = model_kwargs['n_mha_win_size']
   windows = tuple(window) if isinstance(window, (list, tuple)) else (window,) * (num_branch + 1)
   train_cfg = model_kwargs.get('train_cfg', {})
   return dict(
     num_classes=model_kwargs['num_classes'],
-    embed_dim=model_kwargs['embd_dim'],
+    embed_dim=sum(stream_dims) if stream_dims else embd_dim,
     num_heads=model_kwargs['n_head'],
     num_embed_convs=num_embed_convs,
     num_stem=num_stem,
@@ -101,6 +109,30 @@ def detector_kwargs(model_kwargs: Mapping[str, Any], *, training: bool = False) 
     head_kernel_size=model_kwargs['head_kernel_size'],
     cls_prior_prob=train_cfg.get('cls_prior_prob', 0.01),
     empty_classes=tuple(train_cfg.get('head_empty_cls', ())),
+    input_streams=streams,
+    stream_embed_dims=stream_dims,
+    use_abs_pe=bool(model_kwargs.get('use_abs_pe', False)),
+    max_seq_len=model_kwargs['max_seq_len'],
+  )
+
+
+def loss_config(model_kwargs: Mapping[str, Any]) -> step_lib.LossConfig:
+  """ActionFormer's ``train_cfg`` (defaults: ``libs/core/config.py``) -> our ``LossConfig``."""
+  train_cfg = model_kwargs.get('train_cfg', {})
+  center_sample = train_cfg.get('center_sample', 'radius')
+  radius = train_cfg.get('center_sample_radius', 1.5)
+  if center_sample == 'none':
+    radius = 0.0  # Our radius <= 0: any point strictly inside the segment, as 'none' does.
+  elif center_sample != 'radius' or radius <= 0:
+    raise ValueError(f'center_sample={center_sample!r} with radius {radius} is not implemented')
+  loss_weight = train_cfg.get('loss_weight', 1.0)
+  if loss_weight <= 0:
+    raise ValueError(f'loss_weight={loss_weight} (automatic balancing) is not implemented')
+  return step_lib.LossConfig(
+    num_classes=model_kwargs['num_classes'],
+    center_sample_radius=radius,
+    reg_loss_weight=loss_weight,
+    label_smoothing=train_cfg.get('label_smoothing', 0.0),
   )
 
 
@@ -228,8 +260,7 @@ def loss_gradients(fx: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[s
   """
   kwargs = fx['config']['model_kwargs']
   train_cfg = kwargs.get('train_cfg', {})
-  if train_cfg.get('center_sample', 'radius') != 'radius':
-    raise ValueError(f'center_sample={train_cfg["center_sample"]!r} is not implemented')
+  cfg = loss_config(kwargs)
   model = ActionDetector(**detector_kwargs(kwargs))
   params = fixture_params(fx, model)
   feats, mask = _inputs(fx)
@@ -237,12 +268,6 @@ def loss_gradients(fx: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[s
     feats.shape[1],
     [tuple(r) for r in kwargs['regression_range']],
     scale_factor=kwargs.get('scale_factor', 2),
-  )
-  cfg = step_lib.LossConfig(
-    num_classes=kwargs['num_classes'],
-    center_sample_radius=train_cfg.get('center_sample_radius', 1.5),
-    reg_loss_weight=train_cfg.get('loss_weight', 1.0),
-    label_smoothing=train_cfg.get('label_smoothing', 0.0),
   )
   batch = _ground_truth(fx)
   init_norm = jnp.float32(train_cfg.get('init_loss_norm', 100.0))
@@ -258,7 +283,8 @@ def loss_gradients(fx: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[s
 
 
 def compare_gradients(fx: Mapping[str, Any], *, tol: float) -> dict[str, dict[str, Any]]:
-  """Every ``grad/*`` tensor vs ours (``|Δ| <= tol * max|g_ref| + 1e-8``), plus the losses."""
+  """Every ``grad/*`` tensor vs ours (``|Δ| <= tol * max|g_ref| + 1e-8``), plus the losses, the
+  positive count (exact) and the updated loss normaliser."""
   grads, losses = loss_gradients(fx)
   results = {}
   for key in sorted(k for k in fx if k.startswith('grad/')):
@@ -276,6 +302,14 @@ def compare_gradients(fx: Mapping[str, Any], *, tol: float) -> dict[str, dict[st
       results[f'loss/{ref_key}'] = compare(
         np.float64(losses[ours_key]), np.asarray(fx[f'loss/{ref_key}'], np.float64), tol
       )
+  if 'loss/num_pos' in fx:  # Positive points over the batch: exact.
+    results['loss/num_pos'] = compare(
+      np.float64(losses['num_pos']), np.asarray(fx['loss/num_pos'], np.float64), 0.0
+    )
+  if 'loss/loss_normalizer' in fx:
+    results['loss/loss_normalizer'] = compare(
+      np.float64(losses['loss_norm']), np.asarray(fx['loss/loss_normalizer'], np.float64), tol
+    )
   return results
 
 

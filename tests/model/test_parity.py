@@ -90,3 +90,81 @@ def test_cli_passes_on_fixture_and_fails_on_a_perturbed_weight(fixture_path, tmp
   assert 'out/stem_block_1' in bad.stderr  # The first stage the weight influences is named.
   report = json.loads(bad.stdout)
   assert not report['ok'] and report['eval']['out/stem_block_0']['ok']
+
+
+# A second fixture, made by bench/make_parity_fixture.py with ActionFormer's own code at a config
+# unlike the shipped one: two input streams, absolute position embedding, arch (1, 1, 4), global
+# and local (9, 5) windows per level, 3 heads, heads narrower than the embedding, kernel 5,
+# 7 classes, label smoothing, centre radius 2, regression weight 0.5, multi-hot targets.
+SECOND_FIXTURE = REPO_ROOT / 'tests' / 'data_fixtures' / 'actionformer_tiny_b.npz'
+
+
+@pytest.fixture(scope='module')
+def fx_b():
+  return parity.load_fixture(SECOND_FIXTURE)
+
+
+def test_second_fixture_differs_from_the_shipped_config(fx_b):
+  kwargs = fx_b['config']['model_kwargs']
+  assert kwargs['use_abs_pe'] and isinstance(kwargs['input_dim'], list)
+  assert -1 in kwargs['n_mha_win_size'] and kwargs['head_dim'] != kwargs['fpn_dim']
+  assert fx_b['config']['assignment_stats']['multi_hot_points'] > 0
+  det = parity.detector_kwargs(kwargs)
+  assert det['input_streams'] == (12, 20) and det['stream_embed_dims'] == (8, 16)
+  assert det['embed_dim'] == 24 and det['window_sizes'] == (-1, 9, -1, 5, -1)
+  assert det['use_abs_pe'] and det['max_seq_len'] == 128
+  cfg = parity.loss_config(kwargs)
+  assert (cfg.num_classes, cfg.center_sample_radius) == (7, 2.0)
+  assert (cfg.reg_loss_weight, cfg.label_smoothing) == (0.5, 0.1)
+
+
+def test_parity_on_second_fixture(fx_b):
+  """Every stage in both modes, every gradient, the losses, num_pos and the normaliser."""
+  report = parity.run_parity(SECOND_FIXTURE, tol=TOL)
+  failed = {
+    f'{mode}: {key}': r
+    for mode, section in report.items()
+    if isinstance(section, dict)
+    for key, r in section.items()
+    if not r['ok']
+  }
+  assert not failed, json.dumps(failed, indent=1)
+  assert report['ok']
+  assert set(report['eval']) == {k for k in fx_b if k.startswith('out/')}
+  assert {'out/embd', 'out/stem_block_0', 'out/fpn_feats_4'} <= set(report['eval'])
+  assert set(report['gradients']) >= {f'grad/{k[len("param/") :]}' for k in fx_b if 'param/' in k}
+  assert report['gradients']['loss/num_pos']['max_abs'] == 0
+  assert {'loss/final_loss', 'loss/loss_normalizer'} <= set(report['gradients'])
+
+
+def test_second_fixture_weights_round_trip(fx_b):
+  state = {k[len('param/') :]: v for k, v in fx_b.items() if k.startswith('param/')}
+  model = ActionDetector(**parity.detector_kwargs(fx_b['config']['model_kwargs']))
+  back = torch_import.flax_to_torch(parity.fixture_params(fx_b, model))
+  assert set(back) == set(state)  # Including backbone.proj.<i>.conv.* of the two streams.
+  assert {'backbone.proj.0.conv.weight', 'backbone.proj.1.conv.bias'} <= set(back)
+  for name, value in state.items():
+    np.testing.assert_array_equal(back[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize(
+  'change, message',
+  [
+    ({'fpn_type': 'fpn'}, 'fpn_type'),
+    ({'use_rel_pe': True}, 'use_rel_pe'),
+    ({'embd_dim': 24}, 'both lists or neither'),
+  ],
+)
+def test_unsupported_model_options_are_named(fx_b, change, message):
+  kwargs = dict(fx_b['config']['model_kwargs'], **change)
+  with pytest.raises(ValueError, match=message):
+    parity.detector_kwargs(kwargs)
+
+
+def test_loss_settings_come_from_train_cfg(fx_b):
+  kwargs = fx_b['config']['model_kwargs']
+  none = dict(kwargs, train_cfg=dict(kwargs['train_cfg'], center_sample='none'))
+  assert parity.loss_config(none).center_sample_radius == 0.0  # Anywhere inside the segment.
+  auto = dict(kwargs, train_cfg=dict(kwargs['train_cfg'], loss_weight=-1))
+  with pytest.raises(ValueError, match='automatic balancing'):
+    parity.loss_config(auto)
