@@ -36,6 +36,9 @@ def gaussian(d: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:
 
 
 Gaussians = dict  # {'cls': (mu [K], sigma [K]) or None, 'loc': list of 0-2 (mu, sigma)}.
+# The class Gaussians' initial (mu, sigma), paper Sec. 3.2: classification at the centre,
+# localisation at the start and the end.
+INITIAL_GAUSSIANS = {'cls': (0.0, 1.0), 'loc': [(-0.5, 1.0), (0.5, 1.0)]}
 
 
 def class_sensitivity(d: jax.Array, labels: jax.Array, gaussians: Gaussians) -> dict:
@@ -109,7 +112,9 @@ def sensitive_features(
 ) -> dict[str, jax.Array]:
   """Per ground truth: f_cls, f_loc (sensitivity-pooled) and f_bg (boundary background), eq. 11-13.
 
-  ``a_x = argmax_t p_x(t)`` over the action's frames (a missing Gaussian counts as uniform);
+  ``a_x = argmax_t p_x(t)`` over the action's frames. Without class-level Gaussians (Table 5's
+  ASCL-only row) the initial ones stand in (:data:`INITIAL_GAUSSIANS`: centre for cls, start and
+  end for loc): a uniform p would put every peak on the action's first frame;
   ``T_cls = [a_cls +- delta N_f]``, ``T_loc = [a_sot +- delta N_f] U [a_eot +- delta N_f]``, both
   within the action; features are pooled with the (stop-gradient) Gaussian weights and divided by
   the frame count.
@@ -130,12 +135,12 @@ def sensitive_features(
   d = (t - 0.5 * (s + e)) / length
   gaussians = jax.lax.stop_gradient(gaussians)
   lab = labels[..., None]
-  p_cls = (
-    gaussian(d, gaussians['cls'][0][lab], gaussians['cls'][1][lab])
-    if gaussians['cls'] is not None
-    else jnp.ones_like(d)
-  )
-  p_loc = [gaussian(d, mu[lab], sigma[lab]) for mu, sigma in gaussians['loc']] or [jnp.ones_like(d)]
+  if gaussians['cls'] is not None:
+    p_cls = gaussian(d, gaussians['cls'][0][lab], gaussians['cls'][1][lab])
+  else:
+    p_cls = gaussian(d, *INITIAL_GAUSSIANS['cls'])
+  loc = [(mu[lab], sigma[lab]) for mu, sigma in gaussians['loc']] or INITIAL_GAUSSIANS['loc']
+  p_loc = [gaussian(d, mu, sigma) for mu, sigma in loc]
   frame_ok = feat_mask[:, None, :] & segment_valid[..., None]
   inside = (t >= jnp.floor(s)) & (t <= jnp.ceil(e)) & frame_ok
   radius = delta * length

@@ -164,6 +164,22 @@ def test_sensitive_features_match_loop_oracle(small_case):
   np.testing.assert_array_equal(np.asarray(got['bg_valid']) & valid, bg_valid)
 
 
+def test_sensitive_features_without_gaussians_use_the_initial_ones(small_case):
+  """ASCL alone (no class-level Gaussians) pools the centre and the boundaries, as at init."""
+  feats, mask, segs, labels, valid, _ = small_case
+  k = 3
+  initial = {
+    'cls': (np.zeros(k, np.float32), np.ones(k, np.float32)),
+    'loc': [(np.full(k, m, np.float32), np.ones(k, np.float32)) for m in (-0.5, 0.5)],
+  }
+  got = sens.sensitive_features(feats, mask, segs, labels, valid, {'cls': None, 'loc': []})
+  want, _ = _numpy_pool(feats, mask, segs, labels, valid, initial, 0.2)
+  for key in ('cls', 'loc', 'bg'):
+    np.testing.assert_allclose(np.asarray(got[key])[valid], want[key][valid], rtol=1e-5, atol=1e-5)
+  # The classification range sits at the centre, not at the first frame: f_cls != f_loc.
+  assert not np.allclose(np.asarray(got['cls'])[valid], np.asarray(got['loc'])[valid])
+
+
 def test_contrastive_loss_matches_loop_oracle(small_case):
   feats, mask, segs, labels, valid, gaussians = small_case
   pooled = sens.sensitive_features(feats, mask, segs, labels, valid, gaussians, delta=0.2)
