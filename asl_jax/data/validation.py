@@ -248,10 +248,24 @@ def _check_listed_video(
   _check_subset(ctx, video_id, entry, summary)
   duration = _positive(ctx, video_id, entry, 'duration')
   fps = _check_fps(ctx, video_id, entry, unknown_ok=by_name or flat)
+  _check_annotations(ctx, video_id, entry, duration, summary, by_name=by_name)
+  return duration, fps
+
+
+def _check_annotations(
+  ctx: _Context,
+  video_id: str,
+  entry: dict,
+  duration: float | None,
+  summary: VideoSummary,
+  *,
+  by_name: bool,
+) -> None:
+  """``entry['annotations']``: ``[{segment, label[, label_id]}]``, labels by name or by id."""
   annotations = entry.get('annotations', [])
   if not isinstance(annotations, list):
     ctx.check.add(video_id, 'bad_annotation', 'annotations', 'must be a list')
-    return duration, fps
+    return
   summary.num_segments = len(annotations)
   for i, ann in enumerate(annotations):
     field = f'annotations[{i}]'
@@ -267,7 +281,6 @@ def _check_listed_video(
       ctx.labels.check(
         ctx.check, video_id, f'{field}.label_id', ann.get('label_id'), ann.get('label')
       )
-  return duration, fps
 
 
 def _check_superevents_video(
@@ -310,20 +323,7 @@ def _check_bsn_video(
     ctx.check.add(video_id, 'bad_annotation', 'entry', f'expected an object, got {entry!r}')
     return None, fps
   duration = _positive(ctx, video_id, entry, 'duration_second')
-  annotations = entry.get('annotations', [])
-  if not isinstance(annotations, list):
-    ctx.check.add(video_id, 'bad_annotation', 'annotations', 'must be a list')
-    return duration, fps
-  summary.num_segments = len(annotations)
-  for i, ann in enumerate(annotations):
-    field = f'annotations[{i}]'
-    if not isinstance(ann, dict):
-      ctx.check.add(video_id, 'bad_annotation', field, f'expected an object, got {ann!r}')
-      continue
-    segment = ann.get('segment')
-    bounds = list(segment) if isinstance(segment, list | tuple) else [segment]
-    _check_segment(ctx, video_id, f'{field}.segment', bounds, duration)
-    ctx.labels.check(ctx.check, video_id, f'{field}.label', ann.get('label'))
+  _check_annotations(ctx, video_id, entry, duration, summary, by_name=True)
   return duration, fps
 
 
