@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
 import statistics
 import sys
@@ -44,6 +42,8 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # noqa: E402
+
+from bench import common  # noqa: E402
 
 CHANNELS = 2048
 MAX_SEQ_LEN = 2304
@@ -92,10 +92,6 @@ def data_config(root: str):
   data.train_subset = data.eval_subset = 'validation'
   data.max_seq_len = MAX_SEQ_LEN
   return data
-
-
-def peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed_passes(make_iter, passes: int, count=lambda item: 1) -> dict:
@@ -182,7 +178,7 @@ def bench_shards(path: str, config, passes: int, num_videos: int) -> list[dict]:
         reader=f'TFDS {name}',
         **timing,
         bytes_per_example=shard_bytes / num_videos,
-        peak_rss_mb=peak_rss_mb(),
+        peak_rss_mb=common.peak_rss_mb(),
       )
     )
   return rows
@@ -225,7 +221,7 @@ def run(args, scratch: str, num_videos: int, passes: int, load_before) -> dict:
       reader='np.load (.npy)',
       **timed_passes(numpy_pass, passes),
       bytes_per_example=npy_bytes / num_videos,
-      peak_rss_mb=peak_rss_mb(),
+      peak_rss_mb=common.peak_rss_mb(),
     )
   ]
 
@@ -267,18 +263,10 @@ def run(args, scratch: str, num_videos: int, passes: int, load_before) -> dict:
     'lengths': [1800, 2200],
     'rows': rows,
     'build_seconds': builds,
-    'machine': {
-      'platform': platform.platform(),
-      'python': platform.python_version(),
-      'cpu_count': os.cpu_count(),
-      'load_average_before': load_before,
-      'load_average_after': os.getloadavg(),
-    },
+    'machine': common.process_machine(load_before),
     'table': table,
   }
-  if args.out:
-    with open(args.out, 'w') as f:
-      json.dump(result, f, indent=1)
+  common.write_result(result, args.out)
   return result
 
 

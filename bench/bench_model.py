@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from bench import torch_reference
+from bench import common, torch_reference
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,10 +101,6 @@ def param_count(tree) -> int:
   import jax
 
   return int(sum(x.size for x in jax.tree.leaves(tree)))
-
-
-def peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_seconds() -> float:
@@ -215,11 +211,11 @@ def run_case(case: dict, runs: int) -> dict:
     result['infer_b1'] = compile_and_time(
       forward, (params, batch['feats'][:1], batch['mask'][:1]), runs
     )
-  result['peak_rss_forward_mb'] = peak_rss_mb()
+  result['peak_rss_forward_mb'] = common.peak_rss_mb()
   result['forward_backward'] = compile_and_time(
     forward_backward, (params, batch, jax.random.key(1)), runs
   )
-  result['peak_rss_mb'] = peak_rss_mb()
+  result['peak_rss_mb'] = common.peak_rss_mb()
   if t_len == base_len and (case['attention'] == 'local' or baseline):
     result['update'] = time_update(params, config, runs, optax, optim)
   result['load_average_end'] = os.getloadavg()

@@ -32,12 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from bench import common
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ('asl', 'baseline')
@@ -96,10 +96,6 @@ ABLATIONS = (
 )
 
 
-def peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_case(variant: str, seq_len: int, steps: int) -> dict:
   """One variant, in this (fresh) process."""
   import jax
@@ -139,7 +135,7 @@ def run_case(variant: str, seq_len: int, steps: int) -> dict:
     'gflops': float((cost or {}).get('flops', float('nan'))) / 1e9,
     'loss': float(metrics['loss']),
     'loss_terms': sorted(k for k in metrics if k.endswith('_loss')),
-    'peak_rss_mb': peak_rss_mb(),
+    'peak_rss_mb': common.peak_rss_mb(),
     'device': str(jax.devices()[0].platform),
   }
 
@@ -276,19 +272,10 @@ def main(argv=None) -> dict | None:
     'rows': rows,
     'ratio_asl_over_baseline': ratio,
     'flops_breakdown': breakdown,
-    'machine': {
-      'platform': platform.platform(),
-      'python': platform.python_version(),
-      'cpu_count': os.cpu_count(),
-      'load_average_before': load_before,
-      'load_average_after': os.getloadavg(),
-    },
+    'machine': common.process_machine(load_before),
     'table': table,
   }
-  if args.out:
-    with open(args.out, 'w') as f:
-      json.dump(result, f, indent=1)
-    print(f'wrote {args.out}', file=sys.stderr)
+  common.write_result(result, args.out, announce=True)
   return result
 
 
