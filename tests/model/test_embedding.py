@@ -15,21 +15,10 @@ from asl_jax.model import build, embedding, torch_import
 from asl_jax.model.detector import ActionDetector
 from asl_jax.model.encoder import ConvTransformerEncoder
 from asl_jax.model.layers import MaskedConv1D
+from tests.model.test_model import TINY
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'configs'))
 import base  # noqa: E402
-
-TINY = dict(
-  num_classes=3,
-  embed_dim=16,
-  num_heads=2,
-  num_embed_convs=1,
-  num_stem=1,
-  num_branch=2,
-  window_sizes=(5, 5, 5),
-  fpn_dim=16,
-  head_dim=16,
-)
 
 
 def test_sinusoid_table_hand_values():
