@@ -17,7 +17,7 @@ from asl_jax.data import pipeline
 from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import VideoRecord
 from asl_jax.train import loop
-from tests.train.test_end_to_end import tiny_config
+from tests.train.helpers import tiny_config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _RUNS: dict[str, tuple] = {}

@@ -65,7 +65,7 @@ def _worker(process_id: int, port: int, root: pathlib.Path, out: pathlib.Path) -
   from asl_jax.data import pipeline
   from asl_jax.train import checkpoint as checkpoint_lib
   from asl_jax.train import loop
-  from tests.train.test_end_to_end import tiny_config
+  from tests.train.helpers import tiny_config
 
   batches, saved = [], {}
   pipeline.TrainBatches = _recording_batches(pipeline.TrainBatches, batches)
@@ -133,7 +133,7 @@ def test_two_processes_train_as_one(tmp_path):
   from asl_jax.export import params_template
   from asl_jax.model.build import build_model
   from asl_jax.train import loop
-  from tests.train.test_end_to_end import tiny_config
+  from tests.train.helpers import tiny_config
 
   config = tiny_config(tmp_path)
   loop.maybe_synthesize(config.data)  # Once, here: two workers would race to write it.

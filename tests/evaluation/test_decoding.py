@@ -17,7 +17,7 @@ from asl_jax.ops import nms as nms_ops
 from asl_jax.ops import segments as seg_ops
 from asl_jax.train import loop
 from tests import fixture_utils
-from tests.train.test_end_to_end import tiny_config
+from tests.train.helpers import tiny_config
 
 NMS_KWARGS = dict(
   num_classes=5, sigma=0.5, min_score=0.001, max_seg_num=200, multiclass=True, voting_thresh=0.7

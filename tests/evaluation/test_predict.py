@@ -15,7 +15,7 @@ import pytest
 
 from asl_jax import predict
 from asl_jax.train import loop
-from tests.train.test_end_to_end import tiny_config
+from tests.train.helpers import tiny_config
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def tiny_config(root: pathlib.Path):
-  """``configs/demo.py:tiny`` with its data under ``root/data``; as test_end_to_end.tiny_config."""
+  """``configs/demo.py:tiny`` with its data under ``root/data``; shared by the training tests."""
   spec = importlib.util.spec_from_file_location('demo_cfg', REPO_ROOT / 'configs' / 'demo.py')
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

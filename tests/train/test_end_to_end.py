@@ -1,28 +1,12 @@
 """Two training steps and a full evaluation on the tiny synthetic config, through the real loop."""
 
-import importlib.util
 import json
 import pathlib
 
 import pytest
 
 from asl_jax.train import loop
-
-CONFIGS = pathlib.Path(__file__).resolve().parents[2] / 'configs'
-
-
-def tiny_config(tmp_path):
-  spec = importlib.util.spec_from_file_location('demo_cfg', CONFIGS / 'demo.py')
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config('tiny')
-  config.data.annotation_file = str(tmp_path / 'data' / 'annotations.json')
-  config.data.feature_dir = str(tmp_path / 'data' / 'features')
-  config.train.num_epochs = 1
-  config.train.warmup_epochs = 0
-  config.train.log_every_steps = 1
-  config.train.checkpoint_every_steps = 1
-  return config
+from tests.train.helpers import tiny_config
 
 
 @pytest.fixture(scope='module')
