@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Accelerator check for one NVIDIA GPU (H100/H200), under 8 minutes:
-#   1. the device-independent test subset (ops, model, evaluation) on the GPU;
+#   1. the device-independent test subset (ops, model, mAP) on the GPU;
 #   2. bench/device_check.py: train steps/s, peak memory, inference ms/video, MFU in fp32 and bf16;
 #   3. (within 2) when ASL_TORCH_REFERENCE names an ActionFormer checkout on this machine and
 #      ASL_TORCH_PYTHON (default python3) has a torch that sees the GPU, the PyTorch reference on
 #      the same inputs (bench/torch_reference.py); otherwise it says 'reference not available'.
 # Uses the machine's python3 (its JAX with CUDA); pure-Python packages it lacks (ml-collections,
 # clu) can be carried as wheels in .whl/ and are installed into /tmp/site first.
+# DEVICE_TEST_TIMEOUT (seconds, default 240) caps step 1.
 # Results: bench/results_device.json (and $OUT when set, for the workplace's device tool).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +18,16 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TF_CPP_MIN_LOG_LEVEL=2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 $PY -c "import jax; print('jax', jax.__version__, jax.devices())"
-timeout 240 $PY -m pytest -p no:cacheprovider -q tests/ops tests/model tests/evaluation/test_metrics.py \
-  tests/evaluation/test_decoding.py 2>&1 | tail -5
+# Only tests whose imports the GPU image has (jax, flax, optax, etils; ml-collections from .whl):
+# the training loop needs clu and TensorFlow, which the image lacks and which are too big to carry.
+timeout "${DEVICE_TEST_TIMEOUT:-240}" $PY -m pytest -p no:cacheprovider -q tests/ops tests/model \
+  tests/evaluation/test_metrics.py 2>&1 | tail -8
+tests_rc=${PIPESTATUS[0]}
 # The reference adds about a minute on the GPU (two cases, no compilation).
 timeout "$([ -n "${ASL_TORCH_REFERENCE:-}" ] && echo 360 || echo 300)" \
   $PY -m bench.device_check --out bench/results_device.json
 rc=$?
 [ -n "${OUT:-}" ] && cp bench/results_device.json "$OUT/" 2>/dev/null
-exit $rc
+[ "$tests_rc" -ne 0 ] && echo "device tests failed (pytest exit $tests_rc)"
+[ "$rc" -ne 0 ] && exit $rc
+exit "$tests_rc"

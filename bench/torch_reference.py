@@ -266,13 +266,22 @@ def interpreter() -> str:
 
 
 def _git_commit(repo: pathlib.Path) -> str | None:
+  """The checkout's commit; None when it is not the top of a git work tree (a plain copy inside
+  another repository would otherwise report that repository's commit)."""
   try:
     proc = subprocess.run(
-      ['git', '-C', str(repo), 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=10
+      ['git', '-C', str(repo), 'rev-parse', '--show-toplevel', 'HEAD'],
+      capture_output=True,
+      text=True,
+      timeout=10,
     )
   except (OSError, subprocess.SubprocessError):
     return None
-  return proc.stdout.strip() if proc.returncode == 0 else None
+  lines = proc.stdout.split()
+  if proc.returncode != 0 or len(lines) != 2:
+    return None
+  top, commit = lines
+  return commit if pathlib.Path(top).resolve() == repo.resolve() else None
 
 
 def _run_child(args: list[str], timeout: float) -> dict:

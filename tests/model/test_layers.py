@@ -58,3 +58,25 @@ def test_max_pool_skip_equals_nn_max_pool(length):
   )
   np.testing.assert_allclose(g(x), g_ref(x))  # No ties in random data.
   assert layers.max_pool_skip(x, 1) is x
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_layer_norm_equals_nn_layer_norm_values_and_gradients(dtype):
+  """The hand-written backward against autodiff of Flax's LayerNorm (two-pass variance)."""
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  x = 3.0 * jax.random.normal(k1, (2, 9, 16)) + 2.0  # Offset: catches a one-pass variance.
+  ours = layers.layer_norm(dtype=dtype)
+  ref = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, dtype=jnp.float32)
+  params = ours.init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, params, ref.init(jax.random.key(1), x))
+  params = jax.tree.map(lambda a: a + jax.random.normal(k2, a.shape), params)
+  cotangent = jax.random.normal(k3, x.shape)
+  y = ours.apply(params, x)
+  assert y.dtype == dtype
+  tol = 1e-5 if dtype == jnp.float32 else 2e-2
+  np.testing.assert_allclose(np.asarray(y, np.float32), ref.apply(params, x), rtol=tol, atol=tol)
+  grad = lambda m: jax.grad(
+    lambda p, x: jnp.sum(m.apply(p, x).astype(jnp.float32) * cotangent), argnums=(0, 1)
+  )(params, x)
+  for a, b in zip(jax.tree.leaves(grad(ours)), jax.tree.leaves(grad(ref))):
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())

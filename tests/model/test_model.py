@@ -26,14 +26,15 @@ def _init(model, t, c, seed=0):
   return model.init({'params': jax.random.key(seed)}, x, jnp.ones((1, t), bool))
 
 
+@pytest.mark.parametrize('chunk', [3, 8, 32])  # Several chunks (one shorter), and one for all.
 @pytest.mark.parametrize('window', [1, 3, 5, 9])
-def test_local_attention_equals_dense_band(window):
+def test_local_attention_equals_dense_band(window, chunk):
   rng = np.random.default_rng(window)
   b, t, h, d = 2, 23, 2, 4
   q, k, v = (jnp.asarray(rng.normal(size=(b, t, h, d)), jnp.float32) for _ in range(3))
   mask = jnp.asarray(np.arange(t)[None] < np.array([[23], [15]]))
   with jax.default_matmul_precision('highest'):
-    ours = attention.local_attention(q, k, v, mask, mask, window_size=window)
+    ours = attention.local_attention(q, k, v, mask, mask, window_size=window, chunk=chunk)
     ref = attention.dense_attention(q, k, v, mask, mask, window_size=window)
   np.testing.assert_allclose(ours, ref, atol=1e-6)
   assert not np.asarray(ours[1, 15:]).any()  # Padded queries output zero.
