@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 DEMO_WORKDIR ?= workdirs/demo
+# Transparent huge pages for XLA's per-step buffers (asl_jax/hugepages.py): read by glibc at start-up.
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: venv demo test lint format bench clean
 

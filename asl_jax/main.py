@@ -61,4 +61,7 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  from asl_jax import hugepages
+
+  hugepages.reexec_with_hugepages()
   app.run(main)

@@ -374,4 +374,8 @@ def main(argv, args: types.SimpleNamespace) -> None:
 if __name__ == '__main__':
   from absl import app
 
+  from asl_jax import hugepages
+
+  hugepages.reexec_with_hugepages()
+
   app.run(functools.partial(main, args=_define_flags()))

@@ -280,4 +280,7 @@ def main(argv=None) -> dict | None:
 
 
 if __name__ == '__main__':
+  from asl_jax import hugepages
+
+  hugepages.reexec_with_hugepages()  # Children (and the PyTorch reference) inherit it.
   main()

@@ -20,6 +20,8 @@ def process_machine(load_before: tuple[float, ...]) -> dict:
     'platform': platform.platform(),
     'python': platform.python_version(),
     'cpu_count': os.cpu_count(),
+    # Huge pages for large allocations (asl_jax.hugepages): set for every process of a run.
+    'glibc_tunables': os.environ.get('GLIBC_TUNABLES'),
     'load_average_before': load_before,
     'load_average_after': os.getloadavg(),
   }

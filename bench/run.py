@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from asl_jax import hugepages
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # name -> what it measures (the order is the order of RESULTS.md).
 BENCHMARKS = {
@@ -64,6 +66,8 @@ def machine_info() -> dict:
     'backend': jax.default_backend(),
     'device_kind': jax.devices()[0].device_kind,
     'load_average': os.getloadavg(),
+    'transparent_hugepages': hugepages.thp_mode(),
+    'GLIBC_TUNABLES': os.environ.get('GLIBC_TUNABLES'),
   }
 
 
@@ -246,4 +250,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
+  hugepages.reexec_with_hugepages()  # Children (and the PyTorch reference) inherit it.
   main()
