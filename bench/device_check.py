@@ -111,9 +111,32 @@ def bench_train(config, steps: int) -> dict:
   compile_s = time.perf_counter() - t0
   # FLOPs of the lowered (device-independent) program: the compiled GPU program's count leaves
   # out the work inside library calls (cuBLAS/cuDNN), which made MFU look 10x too low.
-  cost = lowered.cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
-  flops = float((cost or {}).get('flops', float('nan')))
+  flops, flops_source = float('nan'), None
+  for source, analysis in (
+    ('lowered', lowered.cost_analysis),
+    ('compiled', compiled.cost_analysis),
+  ):
+    try:
+      cost = analysis()
+    except Exception:  # Not every backend and version offers both.
+      continue
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float((cost or {}).get('flops', float('nan')))
+    if flops == flops:
+      flops_source = source
+      break
+  # The step's own footprint (XLA's buffer assignment: arguments, outputs, temporaries); the
+  # allocator's peak below is process-wide, compilation (autotuning) and earlier runs included.
+  mem = compiled.memory_analysis()
+  step_memory_gb = None
+  if mem is not None:
+    step_bytes = (
+      mem.argument_size_in_bytes
+      + mem.output_size_in_bytes
+      + mem.temp_size_in_bytes
+      - mem.alias_size_in_bytes
+    )
+    step_memory_gb = step_bytes / 2**30
   state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
   times = []
@@ -131,7 +154,9 @@ def bench_train(config, steps: int) -> dict:
     'step_s_max': max(times),
     'steps_per_s': 1.0 / statistics.median(times),
     'step_flops': flops,
+    'flops_source': flops_source,
     'peak_memory_gb': peak_memory_gb(),
+    'step_memory_gb': step_memory_gb,
     'loss_finite': bool(np.isfinite(float(metrics['loss']))),
   }
 
@@ -206,25 +231,28 @@ def main(argv=None) -> dict:
     train = bench_train(config, 3 if args.cpu_smoke else args.steps)
     infer = bench_inference(config, 3 if args.cpu_smoke else 20)
     mfu = None
-    if peaks and train['step_flops'] == train['step_flops']:
+    if peaks and train['flops_source'] == 'lowered':  # Compiled counts miss library calls.
       mfu = train['step_flops'] / train['step_s_median'] / peaks[dtype]
     rows.append({'dtype': dtype, **train, **infer, 'mfu': mfu})
     print(json.dumps(rows[-1]), flush=True)
-  header = ['compute', 'params', 'compile (s)', 'step (s)', 'steps/s', 'peak mem (GB)']
+  header = ['compute', 'params', 'compile (s)', 'step (s)', 'steps/s', 'step mem (GB)']
+  header += ['process peak mem (GB)']
   header += ['infer (ms/video)', 'MFU']
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for r in rows:
     mem = '-' if r['peak_memory_gb'] is None else f'{r["peak_memory_gb"]:.2f}'
+    step_mem = '-' if r['step_memory_gb'] is None else f'{r["step_memory_gb"]:.2f}'
     mfu = '-' if r['mfu'] is None else f'{100 * r["mfu"]:.1f}%'
     lines.append(
       f'| {r["dtype"]} | {r["params"]:,} | {r["compile_s"]:.1f} | {r["step_s_median"]:.4f} | '
-      f'{r["steps_per_s"]:.2f} | {mem} | {r["ms_per_video"]:.1f} | {mfu} |'
+      f'{r["steps_per_s"]:.2f} | {step_mem} | {mem} | {r["ms_per_video"]:.1f} | {mfu} |'
     )
   table = '\n'.join(lines)
   print(table)
   result = {
     'benchmark': 'device_check',
     'device': f'{device.platform}: {kind}',
+    'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
     'jax': jax.__version__,
     'cpu_smoke': args.cpu_smoke,
     'rows': rows,

@@ -41,6 +41,8 @@ NO_GPU_NOTE = (
   'No GPU figures exist yet: `bench/device_check.sh` has not been run on a machine with an NVIDIA '
   'GPU. When it is, its results are added here with the device named.'
 )
+# Results of bench/device_check.sh (its results_device.json), one file per device run, kept.
+DEVICE_RESULTS = ROOT / 'bench' / 'device_results'
 
 
 def machine_info() -> dict:
@@ -178,6 +180,46 @@ def side_by_side(results: list[dict]) -> list[str]:
   return lines + ['']
 
 
+def accelerators(directory: pathlib.Path = DEVICE_RESULTS) -> list[str]:
+  """The Accelerators section: each kept device run, with the reference timed on the same GPU."""
+  files = sorted(directory.glob('*.json')) if directory.is_dir() else []
+  if not files:
+    return [NO_GPU_NOTE, '']
+  lines = [
+    'From `bash bench/device_check.sh` on a lent machine (files in `bench/device_results/`). '
+    'Ours: full ASL (channel attention, Gaussians, instance evaluators, ASCL) at the THUMOS14 '
+    'config, local window 19, batch 2, T = 2304; the reference, ActionFormer, does less work. '
+    "MFU: FLOPs of the lowered step over the chip's dense peak (TF32 for float32).",
+    '',
+  ]
+  for path in files:
+    result = json.loads(path.read_text())
+    lines += [
+      f'### {result.get("device", "?")}, {result.get("date", "date not recorded")}, '
+      f'jax {result.get("jax", "?")} (`{path.name}`)',
+      '',
+      result.get('table_markdown', ''),
+      '',
+    ]
+    for note in result.get('notes', []):
+      lines.append(f'- {note}')
+    ref = result.get('torch_reference') or {}
+    ours = {r['dtype']: r for r in result.get('rows', [])}.get('float32')
+    if ref.get('status') != 'ok' or not ours:
+      lines += [f'PyTorch reference: {ref.get("status", "not run")}', '']
+      continue
+    lines += [ref.get('table_markdown', ''), '']
+    for row in ref.get('rows', []):
+      step = row['step']['median_s'] / ours['step_s_median']
+      infer = row['forward_b1']['median_s'] / (ours['ms_per_video'] / 1000)
+      lines.append(
+        f'- reference {row["attention"]} / ours (float32): training step {step:.2f}x, '
+        f'inference {infer:.2f}x (ours includes decoding and Soft-NMS)'
+      )
+    lines.append('')
+  return lines
+
+
 def render(machine: dict, results: list[dict], quick: bool) -> str:
   lines = [
     '# Benchmark results',
@@ -187,7 +229,7 @@ def render(machine: dict, results: list[dict], quick: bool) -> str:
   ]
   lines += ['## Machine', '']
   lines += [f'- {k}: {v}' for k, v in machine.items()]
-  lines += ['', '## Accelerators', '', NO_GPU_NOTE, '']
+  lines += ['', '## Accelerators', '', *accelerators()]
   for result in results:
     name = result.get('benchmark', '?')
     lines += [f'## {name}', '', BENCHMARKS.get(f'bench_{name}', BENCHMARKS.get(name, '')), '']

@@ -11,6 +11,9 @@ import pytest  # noqa: E402
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / 'shared'
 
+# Tests compare against independent implementations and references in float32: on GPUs and TPUs
+# the default matmul precision would run them in TF32/bf16 passes (no effect on CPUs).
+jax.config.update('jax_default_matmul_precision', 'highest')
 jax.config.update('jax_compilation_cache_dir', str(REPO_ROOT / '.jax_cache'))
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
 
