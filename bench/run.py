@@ -201,8 +201,8 @@ def accelerators(directory: pathlib.Path = DEVICE_RESULTS) -> list[str]:
       result.get('table_markdown', ''),
       '',
     ]
-    for note in result.get('notes', []):
-      lines.append(f'- {note}')
+    lines += [f'- {note}' for note in result.get('notes', [])]
+    lines += [''] if result.get('notes') else []
     ref = result.get('torch_reference') or {}
     ours = {r['dtype']: r for r in result.get('rows', [])}.get('float32')
     if ref.get('status') != 'ok' or not ours:
