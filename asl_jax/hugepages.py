@@ -43,14 +43,14 @@ def thp_mode() -> str | None:
   return text[start + 1 : end] if 0 <= start < end else None
 
 
+def supported() -> bool:
+  """Whether the tunable can act here: Linux, glibc, and THP given on request (``madvise``)."""
+  return sys.platform == 'linux' and platform.libc_ver()[0] == 'glibc' and thp_mode() == 'madvise'
+
+
 def applies() -> bool:
-  """Whether a restart could help: Linux, glibc, THP on request, and not turned off."""
-  return (
-    sys.platform == 'linux'
-    and platform.libc_ver()[0] == 'glibc'
-    and os.environ.get(OPT_OUT, '1') != '0'
-    and thp_mode() == 'madvise'
-  )
+  """Whether a restart could help: :func:`supported` and not turned off."""
+  return supported() and os.environ.get(OPT_OUT, '1') != '0'
 
 
 def reexec_with_hugepages() -> None:

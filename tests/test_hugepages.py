@@ -51,7 +51,7 @@ def test_env_adds_the_tunable_once_and_keeps_others():
 
 
 needs_madvise = pytest.mark.skipif(
-  not hugepages.applies() and os.environ.get(hugepages.OPT_OUT) != '0',
+  not hugepages.supported(),
   reason=f'needs Linux, glibc and THP mode madvise (mode here: {hugepages.thp_mode()})',
 )
 

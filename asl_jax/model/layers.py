@@ -134,8 +134,9 @@ class LayerNorm(nn.Module):
 
   Same parameters as ``nn.LayerNorm`` (``scale``, ``bias``) and the same values; statistics in
   float32 whatever ``dtype``. The closed-form gradient keeps only the input and two per-row
-  statistics from the forward pass and needs two reductions: autodiff of the forward's ops made
-  XLA run about twice the memory passes, and the model runs ~35 LayerNorms per step.
+  statistics from the forward pass and needs two reductions; on the CPU it made fwd + bwd of a
+  ``[2, 2304, 512]`` LayerNorm ~15% faster than autodiff of the forward's ops, and the model runs
+  ~35 LayerNorms per step.
   """
 
   epsilon: float = 1e-5
