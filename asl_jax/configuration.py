@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import pathlib
 
 import ml_collections
 
-_REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / 'configs'
+from asl_jax.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config that cannot work; the message lists every problem found."""
 
 
 def _base_config() -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location('asl_jax_base_config', _REPO_CONFIGS / 'base.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_base_config()
+  from asl_jax.configs import base
+
+  return base.get_base_config()
 
 
 def _flat_keys(config: ml_collections.ConfigDict, prefix: str = '') -> set[str]:

@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
@@ -79,8 +78,7 @@ def write_videos(root: str, num_videos: int, seed: int = 0) -> dict:
 
 
 def data_config(root: str):
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'configs'))
-  import base
+  from asl_jax.configs import base
 
   data = base.get_base_config().data
   data.annotation_file = os.path.join(root, 'annotations.json')

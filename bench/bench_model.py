@@ -82,8 +82,7 @@ def cases(quick: bool, base_len: int = BASE_LEN, with_baseline: bool = False) ->
 
 def build_config(window: int, baseline: bool = False, base_len: int = BASE_LEN):
   """configs/custom.py with the THUMOS14 overrides (and the ``:baseline`` variant if asked)."""
-  sys.path.insert(0, os.path.join(REPO_ROOT, 'configs'))
-  import custom
+  from asl_jax.configs import custom
 
   config = custom.get_config('baseline' if baseline else None)
   config.data.input_dim = INPUT_DIM

@@ -53,8 +53,7 @@ def default_seq_len(quick: bool) -> int:
 
 def build_config(variant: str, seq_len: int):
   """configs/custom.py[:baseline] with the THUMOS14 settings set explicitly."""
-  sys.path.insert(0, os.path.join(REPO_ROOT, 'configs'))
-  import custom
+  from asl_jax.configs import custom
 
   config = custom.get_config('baseline' if variant == 'baseline' else None)
   config.data.input_dim = THUMOS['input_dim']

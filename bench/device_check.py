@@ -18,7 +18,6 @@ and why, and nothing fails.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import statistics
@@ -38,9 +37,8 @@ PEAKS = {
 
 
 def thumos_config(dtype: str, smoke: bool):
-  spec = importlib.util.spec_from_file_location('custom_cfg', ROOT / 'configs' / 'custom.py')
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
+  from asl_jax.configs import custom as mod
+
   config = mod.get_config()
   config.data.update(num_classes=20, input_dim=2048, max_seq_len=2304)
   config.model.update(embed_dim=512, fpn_dim=512, head_dim=512, num_heads=4, window_size=19)

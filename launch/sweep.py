@@ -34,8 +34,8 @@ import sys
 from typing import Any
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / 'configs'))
-import ablations  # noqa: E402
+from asl_jax import configs  # noqa: E402
+from asl_jax.configs import ablations  # noqa: E402
 
 LAUNCHERS = ('local', 'gpu', 'tpu')
 SWEEPS = ('table5', 'table6', 'table7', 'lambda', 'delta', 'theta')
@@ -93,10 +93,8 @@ def _join_variants(*variants: str) -> str:
 
 def load_run_config(config_arg: str, run: Run):
   """The run's config: ``config_arg`` (FILE[:VARIANT]) plus the run's variant and overrides."""
-  path, _, base_variant = config_arg.partition(':')
-  spec = importlib.util.spec_from_file_location('sweep_config', REPO_ROOT / path)
-  if spec is None or not (REPO_ROOT / path).is_file():
-    raise FileNotFoundError(f'config file {path} not found under {REPO_ROOT}')
+  path, _, base_variant = configs.resolve(config_arg).partition(':')
+  spec = importlib.util.spec_from_file_location('sweep_config', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config(_join_variants(base_variant, run.variant) or None)

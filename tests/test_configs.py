@@ -9,10 +9,10 @@ import pytest
 
 from asl_jax import configuration
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'asl_jax' / 'configs'
 # Every file but the shared helpers (base.py: defaults, ablations.py: variants and sweeps,
 # paper_common.py: what the paper configs share).
-HELPERS = ('base.py', 'ablations.py', 'paper_common.py')
+HELPERS = ('__init__.py', 'base.py', 'ablations.py', 'paper_common.py')
 LAUNCHABLE = sorted(p.name for p in CONFIG_DIR.glob('*.py') if p.name not in HELPERS)
 
 
@@ -130,7 +130,7 @@ def test_cli_override_of_unknown_field_fails_cleanly():
       '--workdir=/tmp/unused',
       '--config.train.no_such_field=1',
     ],
-    cwd=CONFIG_DIR.parent,
+    cwd=CONFIG_DIR.parents[1],
     capture_output=True,
     text=True,
     timeout=120,

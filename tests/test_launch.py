@@ -144,7 +144,7 @@ def test_gpu_local_dry_run_and_debug_overrides_make_a_valid_config(monkeypatch):
   overrides = [a for a in run[5:] if a.startswith('--config.')]
   flag_values = flags.FlagValues()
   holder = config_flags.DEFINE_config_file('config', None, 'x', flag_values=flag_values)
-  argv = ['main', f'--config={REPO_ROOT / "configs/demo.py"}', *overrides]
+  argv = ['main', f'--config={REPO_ROOT / "asl_jax/configs/demo.py"}', *overrides]
   monkeypatch.setattr(sys, 'argv', argv)  # config_flags finds the overrides in sys.argv.
   flag_values(argv)
   config = holder.value

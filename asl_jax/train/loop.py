@@ -40,7 +40,7 @@ def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
   """Generates the synthetic dataset a config points at when it is enabled and missing."""
   if not data.synthetic.enabled or pathlib.Path(data.annotation_file).exists():
     return
-  from asl_jax.tools import synthesize  # Only synthetic configs need the generator.
+  from asl_jax.data import synthetic as synthesize  # Only synthetic configs need the generator.
 
   out_dir = pathlib.Path(data.annotation_file).parent
   if pathlib.Path(data.feature_dir).resolve() != (out_dir / 'features').resolve():

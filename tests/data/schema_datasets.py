@@ -13,7 +13,6 @@ ASL's converters write them.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import pathlib
@@ -29,9 +28,8 @@ CASES = ('thumos_database', 'multithumos_flat_hdf5', 'charades_superevents_two_s
 
 
 def base_data_config(**fields) -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location('base_cfg', REPO / 'configs' / 'base.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from asl_jax.configs import base as module
+
   data = module.get_base_config().data
   data.update(fields)
   return data

@@ -94,14 +94,8 @@ def test_eval_batches_cover_every_video_once_and_bound_shapes():
 
 
 def _data_config(**fields):
-  import importlib.util
-  import pathlib
+  from asl_jax.configs import base as mod
 
-  spec = importlib.util.spec_from_file_location(
-    'base_cfg', pathlib.Path(__file__).resolve().parents[2] / 'configs' / 'base.py'
-  )
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
   data = mod.get_base_config().data
   data.update(fields)
   return data

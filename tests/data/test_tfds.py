@@ -13,13 +13,12 @@ import pytest
 from asl_jax.data import pipeline
 from asl_jax.data.annotations import load_actionformer_json
 from asl_jax.data.geometry import grid_to_sec
-from asl_jax.tools.synthesize import synthesize_dataset
+from asl_jax.data.synthetic import synthesize_dataset
 
 tfds_builder = pytest.importorskip('asl_jax.data.tfds_builder')
 tf_pipeline = pytest.importorskip('asl_jax.data.tf_pipeline')
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / 'configs'))
-import base  # noqa: E402
+from asl_jax.configs import base  # noqa: E402
 
 DIM = 16
 TRAIN = dict(max_segments=8, trunc_thresh=0.5, crop_ratio=(0.9, 1.0), seed=3)

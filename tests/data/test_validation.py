@@ -11,7 +11,7 @@ import pytest
 
 from asl_jax.data import validation
 from asl_jax.data.feature_formats import FeatureReader, parse_sources
-from asl_jax.tools.synthesize import synthesize_dataset
+from asl_jax.data.synthetic import synthesize_dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 NUM_CLASSES = 4

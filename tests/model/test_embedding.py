@@ -1,8 +1,6 @@
 """Input embedding: per-stream projection, the sinusoid position table and its interpolation."""
 
 import math
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,15 +8,13 @@ import numpy as np
 import pytest
 
 from asl_jax import configuration
+from asl_jax.configs import base
 from asl_jax.data import resample
 from asl_jax.model import build, embedding, torch_import
 from asl_jax.model.detector import ActionDetector
 from asl_jax.model.encoder import ConvTransformerEncoder
 from asl_jax.model.layers import MaskedConv1D
 from tests.model.test_model import TINY
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'configs'))
-import base  # noqa: E402
 
 
 def test_sinusoid_table_hand_values():

@@ -23,9 +23,8 @@ CONFIG = 'configs/demo.py:tiny,baseline'
 
 
 def _load_config(variant: str):
-  spec = importlib.util.spec_from_file_location('demo_config', REPO_ROOT / 'configs' / 'demo.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from asl_jax.configs import demo as module
+
   return module.get_config(variant)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -20,9 +19,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def tiny_config(root: pathlib.Path):
   """``configs/demo.py:tiny`` with its data under ``root/data``; shared by the training tests."""
-  spec = importlib.util.spec_from_file_location('demo_cfg', REPO_ROOT / 'configs' / 'demo.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from asl_jax.configs import demo as module
+
   config = module.get_config('tiny')
   config.data.annotation_file = str(root / 'data' / 'annotations.json')
   config.data.feature_dir = str(root / 'data' / 'features')

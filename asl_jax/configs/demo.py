@@ -11,12 +11,7 @@ start/end sub-actions carry more of the evidence (docs/synthetic_study.md).
 Evaluation: THUMOS14 protocol, tIoU 0.3:0.1:0.7, on the 'validation' subset.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
-import base  # noqa: E402
+from asl_jax.configs import ablations, base
 
 
 def get_config(arg: str | None = None):

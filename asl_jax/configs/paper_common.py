@@ -7,14 +7,9 @@ to, so a paper config does not change when the defaults do. Imported as configs/
 (the configs folder on sys.path).
 """
 
-import os
-import sys
-
 import ml_collections
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ablations  # noqa: E402
-import base  # noqa: E402
+from asl_jax.configs import ablations, base
 
 # Regression range (grid units) of each pyramid level.
 # ActionFormer's THUMOS14 / ActivityNet pyramid: 6 levels (strides 1..32), disjoint ranges.

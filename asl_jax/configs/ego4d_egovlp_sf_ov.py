@@ -22,12 +22,7 @@ map the 512 projected channels to the authors' width 1024.
 Variants: ``:small``, ``:baseline`` and configs/ablations.py.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ego4d_egovlp  # noqa: E402
-import paper_common  # noqa: E402
+from asl_jax.configs import ego4d_egovlp, paper_common
 
 FEATURE_SETS = (('egovlp', 256), ('slowfast', 2304), ('omnivore', 1536))
 

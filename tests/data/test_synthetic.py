@@ -4,14 +4,16 @@ import dataclasses
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from asl_jax.data import synthetic as synthesize
 from asl_jax.data.annotations import load_actionformer_json
 from asl_jax.data.features import load_features
 from asl_jax.data.geometry import sec_to_grid
-from asl_jax.tools import synthesize
 
 # Small but varied: long enough videos that every pyramid level's range gets instances.
 SMALL = dict(num_classes=4, feature_dim=16, min_len=128, max_len=256, seed=3)
@@ -236,12 +238,9 @@ def test_nearest_centroid_beats_chance_but_is_not_perfect(dataset):
 
 def test_hard_demo_variant_reaches_the_generator_and_is_harder(dataset, tmp_path, monkeypatch):
   """configs/demo.py:hard passes its settings to the generator; per-frame evidence is weaker."""
-  import sys
 
+  from asl_jax.configs import demo
   from asl_jax.train import loop
-
-  sys.path.insert(0, str(pathlib.Path(__file__).parents[2] / 'configs'))
-  import demo
 
   data = demo.get_config('hard').data
   data.annotation_file = str(tmp_path / 'hard' / 'annotations.json')
@@ -335,24 +334,19 @@ def test_segments_stay_inside_the_video_for_other_geometries(
     np.testing.assert_allclose(grid, painted, atol=1e-3 * fps / feat_stride + 1e-9, rtol=0)
 
 
-def test_cli(tmp_path, capsys):
+def test_cli(tmp_path):
   out = tmp_path / 'cli'
-  summary = synthesize.main(
-    [
-      '--out',
-      str(out),
-      '--num_videos',
-      '4',
-      '--feature_dim',
-      '8',
-      '--min_len',
-      '32',
-      '--max_len',
-      '48',
-    ]
+  argv = ['--num_videos=4', '--feature_dim=8', '--min_len=32', '--max_len=48', f'--out={out}']
+  done = subprocess.run(
+    [sys.executable, '-m', 'asl_jax.cli.synthesize', *argv], capture_output=True, text=True
   )
-  printed = json.loads(capsys.readouterr().out)
-  assert printed['num_videos'] == 4 and printed['num_instances'] == summary['num_instances']
+  assert done.returncode == 0, done.stderr
+  summary = json.loads((out / 'annotations.json').read_text())
+  printed = json.loads(done.stdout)
+  assert printed['num_videos'] == 4
+  assert printed['num_instances'] == sum(
+    len(v['annotations']) for v in summary['database'].values()
+  )
   assert printed['videos_per_subset'] == {'training': 3, 'validation': 1}
   assert sorted(os.listdir(out / 'features')) == [f'synth_{i:05d}.npy' for i in range(4)]
   assert load_features(out / 'features' / 'synth_00000.npy', expected_dim=8).shape[1] == 8

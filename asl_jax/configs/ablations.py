@@ -9,14 +9,11 @@ Sweeps (lists of ``--config.key=value`` overrides, for ``launch/sweep.py``): ``s
 variant of each table row. The default (no variant) is the full ASL row of every table.
 """
 
-import os
-import sys
 from collections.abc import Iterable
 
 import ml_collections
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
+from asl_jax.configs import base
 
 # Paper Fig. 3 and the theta study: the values tried; 0.3 / 0.2 / 0.2 are the defaults.
 LAMBDAS = (0.1, 0.2, 0.3, 0.4)  # train.contrastive_weight (lambda of ASCL).

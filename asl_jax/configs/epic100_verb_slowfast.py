@@ -20,12 +20,7 @@ classes absent from training a 1e-6 prior (``model.empty_classes``); list them w
 noun task. Variants: ``:small``, ``:baseline`` and configs/ablations.py.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
-import paper_common  # noqa: E402
+from asl_jax.configs import base, paper_common
 
 NUM_CLASSES = {'verb': 97, 'noun': 300}
 

@@ -16,11 +16,7 @@ Defaults: ASL (theta 0.2, class- and instance-level sensitivity, lambda 0.3, del
 ActionFormer's THUMOS14 I3D recipe (batch 2, lr 1e-4, 30 + 5 warmup epochs).
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
+from asl_jax.configs import base
 
 
 def get_config(arg: str | None = None):

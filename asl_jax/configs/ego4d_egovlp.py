@@ -21,12 +21,7 @@ convert them once to ``.npy`` and set ``--config.data.feature_ext=.npy``.
 Variants: ``:small``, ``:baseline`` and configs/ablations.py.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
-import paper_common  # noqa: E402
+from asl_jax.configs import base, paper_common
 
 
 def ego4d_config():

@@ -29,12 +29,7 @@ THUMOS14 ones (same videos, same features), our choice. Variants: ``:small``, ``
 ``:rgb_h5`` and configs/ablations.py.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
-import paper_common  # noqa: E402
+from asl_jax.configs import base, paper_common
 
 
 def get_config(arg: str | None = None):

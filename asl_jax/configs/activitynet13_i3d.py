@@ -38,12 +38,7 @@ predictions per video); everything else from ActionFormer's anet_i3d.yaml (the a
 no ActivityNet config). Variants: ``:small``, ``:baseline`` and configs/ablations.py.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
-import paper_common  # noqa: E402
+from asl_jax.configs import base, paper_common
 
 
 def get_config(arg: str | None = None):

@@ -19,12 +19,7 @@ builds on (the authors released no THUMOS14 config).
 Variants: ``:small``, ``:baseline`` and the ablations of configs/ablations.py (e.g. ``:no_ascl``).
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import base  # noqa: E402
-import paper_common  # noqa: E402
+from asl_jax.configs import base, paper_common
 
 
 def get_config(arg: str | None = None):

@@ -32,17 +32,15 @@ Every video has its own random stream derived from ``(seed, video index)``, so v
 identical whatever ``num_videos`` is; only the subset split depends on ``num_videos``.
 
 Usage:
-  python -m asl_jax.tools.synthesize --out /tmp/synth --num_videos 240 --num_classes 8 \
-      --feature_dim 64 --seed 0
+  asl-synthesize --out=/tmp/synth --num_videos=240 --num_classes=8 --feature_dim=64 --seed=0
+  (or python -m asl_jax.cli.synthesize with the same flags)
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -358,35 +356,3 @@ def synthesize_dataset(
     'class_names': names,
     'spec': dataclasses.asdict(spec),
   }
-
-
-def main(argv: list[str] | None = None) -> dict:
-  """CLI; argparse rather than absl flags so importing this module defines no global flags."""
-  defaults = SynthesisSpec()
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--out', required=True, help='output folder')
-  parser.add_argument('--num_videos', type=int, default=200)
-  parser.add_argument(
-    '--train_fraction', type=float, default=0.75, help='rest goes to "validation"'
-  )
-  for field in dataclasses.fields(SynthesisSpec):
-    default = getattr(defaults, field.name)
-    if isinstance(default, tuple):
-      continue
-    parser.add_argument(f'--{field.name}', type=type(default), default=default)
-  args = vars(parser.parse_args(argv))
-  out, num_videos, train = args.pop('out'), args.pop('num_videos'), args.pop('train_fraction')
-  summary = synthesize_dataset(
-    out,
-    num_videos=num_videos,
-    subsets=(('training', train), ('validation', 1.0 - train)),
-    **args,
-  )
-  print(
-    json.dumps({k: v for k, v in summary.items() if k not in ('spec', 'class_names')}, indent=1)
-  )
-  return summary
-
-
-if __name__ == '__main__':
-  main(sys.argv[1:])

@@ -15,11 +15,7 @@ Settings: as configs/epic100_verb_slowfast.py, with ActionFormer's noun label sm
 Variants: ``:small``, ``:baseline`` and configs/ablations.py.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import epic100_verb_slowfast  # noqa: E402
+from asl_jax.configs import epic100_verb_slowfast
 
 
 def get_config(arg: str | None = None):
