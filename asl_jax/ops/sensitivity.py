@@ -100,6 +100,24 @@ def quality_targets(
   return jax.lax.stop_gradient(jax.nn.sigmoid(logit)), jax.lax.stop_gradient(iou)
 
 
+FRAME_TOLERANCE = 1e-3  # Grid units: a boundary this close to a frame counts as on it.
+
+
+def action_frames(feat_mask: jax.Array, segments: jax.Array, segment_valid: jax.Array) -> jax.Array:
+  """``[B, M, T]`` bool: the frames of each ground truth (the rule of :func:`sensitive_features`).
+
+  Frames ``t`` with ``s <= t <= e`` among the video's valid frames; an action without one gets
+  the valid frame nearest its centre, so every valid action has at least one frame.
+  """
+  t = jnp.arange(feat_mask.shape[1], dtype=jnp.float32)[None, None, :]
+  s, e = segments[..., 0:1], segments[..., 1:2]
+  frame_ok = feat_mask[:, None, :] & segment_valid[..., None]
+  inside = (t >= s - FRAME_TOLERANCE) & (t <= e + FRAME_TOLERANCE) & frame_ok
+  last = jnp.maximum(feat_mask.sum(-1).astype(jnp.float32) - 1.0, 0.0)[:, None, None]
+  nearest = jnp.clip(jnp.floor(0.5 * (s + e) + 0.5), 0.0, last)
+  return jnp.where(inside.any(-1, keepdims=True), inside, (t == nearest) & frame_ok)
+
+
 def sensitive_features(
   feats: jax.Array,
   feat_mask: jax.Array,
@@ -118,9 +136,13 @@ def sensitive_features(
   ``T_cls = [a_cls +- delta N_f]``, ``T_loc = [a_sot +- delta N_f] U [a_eot +- delta N_f]``, both
   within the action; features are pooled with the (stop-gradient) Gaussian weights and divided by
   the frame count.
-  ``f_bg`` averages the frames in ``[s - delta N_f, s) U (e, e + delta N_f]`` inside the video.
-  A frame ``t`` belongs to the action when ``floor(s) <= t <= ceil(e)``, so every action has at
-  least one frame.
+  ``f_bg`` averages the frames in ``[s - delta N_f, s) U (e, e + delta N_f]`` inside the video
+  that belong to no ground-truth action of the video.
+  A frame ``t`` belongs to an action when ``s <= t <= e`` (``ceil(s) <= t <= floor(e)``, with
+  :data:`FRAME_TOLERANCE` for boundaries that sit on a frame up to float error) and is a valid
+  frame of the video; an action with no such frame (shorter than one grid step, or beyond the
+  valid frames) gets the one valid frame nearest its centre (``floor(centre + 0.5)`` clipped to
+  the video). So T_cls and T_loc never leave the action and never share a frame with f_bg.
 
   Args:
     feats: ``[B, T, C]`` level-0 features; feat_mask ``[B, T]``.
@@ -142,7 +164,7 @@ def sensitive_features(
   loc = [(mu[lab], sigma[lab]) for mu, sigma in gaussians['loc']] or INITIAL_GAUSSIANS['loc']
   p_loc = [gaussian(d, mu, sigma) for mu, sigma in loc]
   frame_ok = feat_mask[:, None, :] & segment_valid[..., None]
-  inside = (t >= jnp.floor(s)) & (t <= jnp.ceil(e)) & frame_ok
+  inside = action_frames(feat_mask, segments, segment_valid)
   radius = delta * length
 
   def peak(weights):
@@ -153,7 +175,8 @@ def sensitive_features(
   in_loc = inside & functools.reduce(jnp.logical_or, [near(peak(p)) for p in p_loc])
   w_cls = jnp.where(in_cls, p_cls, 0.0) / jnp.maximum(in_cls.sum(-1, keepdims=True), 1)
   w_loc = jnp.where(in_loc, sum(p_loc), 0.0) / jnp.maximum(in_loc.sum(-1, keepdims=True), 1)
-  bg = ((t >= s - radius) & (t < s) | (t > e) & (t <= e + radius)) & frame_ok
+  occupied = inside.any(1)[:, None, :]  # [B, 1, T]: frames of any ground-truth action.
+  bg = ((t >= s - radius) & (t < s) | (t > e) & (t <= e + radius)) & frame_ok & ~occupied
   w_bg = bg / jnp.maximum(bg.sum(-1, keepdims=True), 1)
   pool = lambda w: jnp.einsum('bmt,btc->bmc', w.astype(feats.dtype), feats)
   return {'cls': pool(w_cls), 'loc': pool(w_loc), 'bg': pool(w_bg), 'bg_valid': bg.any(-1)}

@@ -70,6 +70,15 @@ def test_sensitivity_weights_combinations():
   np.testing.assert_array_equal(g, 0.0)
 
 
+def _frames(mask_row, s, e):
+  """Frames of an action: valid t with s <= t <= e, else the valid frame nearest the centre."""
+  frames = [t for t in range(len(mask_row)) if mask_row[t] and s - 1e-3 <= t <= e + 1e-3]
+  if not frames:
+    last = int(mask_row.sum()) - 1
+    frames = [min(max(math.floor(0.5 * (s + e) + 0.5), 0), last)]
+  return frames
+
+
 def _numpy_pool(feats, mask, segs, labels, valid, gaussians, delta):
   """Loop-based re-derivation of eq. 11-13 (same frame conventions as the docstring)."""
   b, t_len, c = feats.shape
@@ -87,7 +96,7 @@ def _numpy_pool(feats, mask, segs, labels, valid, gaussians, delta):
       s, e = segs[i, j]
       lab = labels[i, j]
       n = e - s
-      frames = [t for t in range(t_len) if mask[i, t] and math.floor(s) <= t <= math.ceil(e)]
+      frames = _frames(mask[i], s, e)
       d = {t: (t - 0.5 * (s + e)) / n for t in frames}
       pc = {t: g(d[t], gaussians['cls'][0][lab], gaussians['cls'][1][lab]) for t in frames}
       pl = [{t: g(d[t], mu[lab], sg[lab]) for t in frames} for mu, sg in gaussians['loc']]
@@ -98,8 +107,13 @@ def _numpy_pool(feats, mask, segs, labels, valid, gaussians, delta):
       tl = [t for t in frames if any(abs(t - a) <= radius for a in peaks)]
       out['cls'][i, j] = sum(pc[t] * feats[i, t] for t in tc) / len(tc)
       out['loc'][i, j] = sum(sum(p[t] for p in pl) * feats[i, t] for t in tl) / len(tl)
+      occupied = {
+        t for k in range(segs.shape[1]) if valid[i, k] for t in _frames(mask[i], *segs[i, k])
+      }
       bg = [
-        t for t in range(t_len) if mask[i, t] and (s - delta * n <= t < s or e < t <= e + delta * n)
+        t
+        for t in range(t_len)
+        if mask[i, t] and t not in occupied and (s - delta * n <= t < s or e < t <= e + delta * n)
       ]
       if bg:
         out['bg'][i, j] = sum(feats[i, t] for t in bg) / len(bg)
