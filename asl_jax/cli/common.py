@@ -15,10 +15,16 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from asl_jax import errors
+from asl_jax import compilation_cache, errors
 
 _VERBOSE = flags.DEFINE_bool(
   'verbose', False, 'On an error, print the full traceback as well as the message.'
+)
+_COMPILATION_CACHE = flags.DEFINE_string(
+  'compilation_cache',
+  None,
+  'Folder of the persistent compilation cache, or "off". Default: $JAX_COMPILATION_CACHE_DIR, '
+  'else $XDG_CACHE_HOME/asl_jax, else ~/.cache/asl_jax (JAX_ENABLE_COMPILATION_CACHE=false: off).',
 )
 
 
@@ -63,6 +69,7 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], in
     if len(argv) > 1:
       raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     _quiet_libraries()
+    compilation_cache.apply(_COMPILATION_CACHE.value)
     try:
       status = main(argv)
     except errors.Preempted as exc:
