@@ -1,0 +1,195 @@
+"""The composed objective (ASL eq. 3-15) against a NumPy oracle written from the paper.
+
+A small batch with known ground truth: overlapping actions of three classes, an empty video and a
+padded one. Every loss term and the total are compared, and the gradients of the total with
+respect to the Gaussians' mu and sigma and the instance evaluators' parameters (``jax.grad``)
+against central finite differences of the oracle. ``python -m tests.train.test_objective_oracle``
+prints the largest relative differences.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from asl_jax.model.sensitivity import InstanceEvaluator
+from asl_jax.train import objective
+from tests.train import asl_oracle
+
+K, C, T = 3, 4, 16
+RANGES = [(0.0, 4.0), (4.0, 8.0), (8.0, 1e4)]
+LOSS_NORM = 5.0
+LAMBDA = 0.3
+
+
+def _points():
+  rows = []
+  for level, (lo, hi) in enumerate(RANGES):
+    stride = 2**level
+    rows += [(t * stride, lo, hi, stride) for t in range(T // stride)]
+  return np.array(rows, np.float32)
+
+
+def make_case():
+  """Inputs and parameters (float32), and the same as float64 numpy for the oracle."""
+  rng = np.random.default_rng(7)
+  segments = np.array(
+    [
+      [[2.3, 9.6], [5.1, 7.4], [6.0, 13.5]],  # Overlapping actions of three classes.
+      [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],  # An empty video.
+      [[1.5, 4.2], [7.2, 11.0], [0.0, 0.0]],  # Same class twice; 12 valid frames of 16.
+    ],
+    np.float32,
+  )
+  labels = np.array([[0, 1, 2], [0, 0, 0], [1, 1, 0]], np.int32)
+  segment_valid = np.array([[True, True, True], [False] * 3, [True, True, False]])
+  n_valid = np.array([16, 16, 12])
+  mask = np.arange(T)[None] < n_valid[:, None]
+  level_masks = [mask[:, :: 2**lv] for lv in range(len(RANGES))]
+  levels = [
+    rng.normal(size=(3, T // 2**lv, C)).astype(np.float32) * m[..., None]
+    for lv, m in enumerate(level_masks)
+  ]
+  point_mask = np.concatenate(level_masks, 1)
+  num_points = point_mask.shape[1]
+  data = {
+    'points': _points(),
+    'level_masks': level_masks,
+    'levels': levels,
+    'point_mask': point_mask,
+    'mask': mask,
+    'level0': rng.normal(size=(3, T, C)).astype(np.float32) * mask[..., None],
+    'cls_logits': rng.normal(size=(3, num_points, K)).astype(np.float32) - 1.0,
+    'offsets': np.exp(rng.normal(size=(3, num_points, 2)) * 0.5).astype(np.float32),
+    'segments': segments,
+    'labels': labels,
+    'segment_valid': segment_valid,
+  }
+  f32 = lambda *v: np.array(v, np.float32)
+  gauss = {
+    'cls': (f32(0.1, -0.2, 0.3), f32(0.4, 1.0, 0.3)),
+    'loc': [(f32(-0.6, -0.4, -0.3), f32(0.2, 0.3, 1.0)), (f32(0.5, 0.7, 0.4), f32(0.6, 0.3, -0.7))],
+  }
+  evaluators = {}
+  for name in ('q_cls', 'q_loc'):
+    evaluators[name] = {
+      'conv': rng.normal(size=(3, C, C)).astype(np.float32) * 0.5,
+      'scale': 1 + 0.3 * rng.normal(size=C).astype(np.float32),
+      'bias': 0.2 * rng.normal(size=C).astype(np.float32),
+      'w': rng.normal(size=(C, 1)).astype(np.float32),
+      'b': f32(0.1),
+    }
+  return data, {'gauss': gauss, **evaluators}
+
+
+def _flax_params(p):
+  return {
+    'conv': {'conv': {'kernel': p['conv']}},
+    'norm': {'scale': p['scale'], 'bias': p['bias']},
+    'fc': {'kernel': p['w'], 'bias': p['b']},
+  }
+
+
+def jax_objective(params, data):
+  """Total and terms of ``objective.compute_losses`` with q from ``InstanceEvaluator``."""
+  q = {
+    name: InstanceEvaluator(C).apply(
+      {'params': _flax_params(params[name])}, data['levels'], data['level_masks']
+    )
+    for name in ('q_cls', 'q_loc')
+  }
+  outputs = {
+    'cls_logits': data['cls_logits'],
+    'offsets': data['offsets'],
+    'mask': data['point_mask'],
+    'encoder_level0': data['level0'],
+    'gaussians': params['gauss'],
+    **q,
+  }
+  batch = {k: data[k] for k in ('segments', 'labels', 'segment_valid', 'mask')}
+  cfg = objective.LossConfig(num_classes=K, contrastive_weight=LAMBDA)
+  return objective.compute_losses(outputs, batch, data['points'], jnp.float32(LOSS_NORM), cfg)
+
+
+def oracle(params, frozen, data):
+  as64 = lambda tree: jax.tree.map(
+    lambda a: np.asarray(a, np.float64) if np.asarray(a).dtype == np.float32 else np.asarray(a),
+    tree,
+  )
+  return asl_oracle.objective(
+    as64(params),
+    as64(frozen),
+    as64(data),
+    num_classes=K,
+    loss_norm=LOSS_NORM,
+    lam=LAMBDA,
+  )
+
+
+def finite_difference_grads(params, data, eps=1e-6):
+  """Central differences of the oracle's total, stop-gradient terms frozen at ``params``."""
+  base = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  leaves, treedef = jax.tree.flatten(base)
+  grads = []
+  for n, leaf in enumerate(leaves):
+    g = np.zeros_like(leaf)
+    for idx in np.ndindex(leaf.shape):
+      total = []
+      for sign in (1, -1):
+        moved = [x.copy() for x in leaves]
+        moved[n][idx] += sign * eps
+        total.append(oracle(jax.tree.unflatten(treedef, moved), base, data)['loss'])
+      g[idx] = (total[0] - total[1]) / (2 * eps)
+    grads.append(g)
+  return jax.tree.unflatten(treedef, grads)
+
+
+def relative_differences():
+  """{name: max |ours - oracle| / max |oracle|} for every term and every gradient block."""
+  data, params = make_case()
+  _, ours = jax.jit(jax_objective)(params, data)
+  want = oracle(params, params, data)
+  out = {k: abs(float(ours[k]) - want[k]) / max(abs(want[k]), 1e-12) for k in want}
+  grads = jax.jit(jax.grad(lambda p, d: jax_objective(p, d)[0]))(params, data)
+  fd = finite_difference_grads(params, data)
+  flat_ours = jax.tree_util.tree_flatten_with_path(grads)[0]
+  flat_fd = jax.tree.leaves(fd)
+  for (path, g), f in zip(flat_ours, flat_fd):
+    name = 'grad ' + jax.tree_util.keystr(path)
+    out[name] = float(np.max(np.abs(np.asarray(g) - f)) / max(np.max(np.abs(f)), 1e-12))
+  return out, want, fd
+
+
+@pytest.fixture(scope='module')
+def comparison():
+  return relative_differences()
+
+
+def test_known_ground_truth_gives_positives_and_every_term(comparison):
+  _, want, _ = comparison
+  assert want['num_pos'] > 0
+  for k in ('cls_loss', 'reg_loss', 'sensitivity_loss', 'contrastive_loss'):
+    assert want[k] > 0, k
+
+
+def test_every_term_and_the_total_match_the_oracle(comparison):
+  rel, _, _ = comparison
+  for k in ('cls_loss', 'reg_loss', 'sensitivity_loss', 'contrastive_loss', 'loss', 'loss_norm'):
+    assert rel[k] < 2e-5, (k, rel[k])
+  assert rel['num_pos'] == 0
+
+
+def test_gradients_match_finite_differences_of_the_oracle(comparison):
+  rel, _, fd = comparison
+  # Every block has a gradient to check (mu, sigma of each Gaussian; both evaluators).
+  for leaf in jax.tree.leaves(fd):
+    assert np.max(np.abs(leaf)) > 1e-4
+  for k, v in rel.items():
+    if k.startswith('grad'):
+      assert v < 1e-3, (k, v)
+
+
+if __name__ == '__main__':
+  jax.config.update('jax_default_matmul_precision', 'highest')
+  for name, value in sorted(relative_differences()[0].items(), key=lambda kv: -kv[1]):
+    print(f'{value:.2e}  {name}')
