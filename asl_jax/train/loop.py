@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import pathlib
 import signal
 import time
@@ -14,13 +13,13 @@ import jax
 import ml_collections
 import numpy as np
 import tqdm
-from clu import metric_writers, parameter_overview
 from etils import epath
 
 from asl_jax import configuration, parallel
 from asl_jax.data import pipeline
 from asl_jax.evaluation import evaluator as evaluator_lib
 from asl_jax.train import checkpoint as checkpoint_lib
+from asl_jax.train import reporting
 from asl_jax.train.build import build_detector, create_training
 from asl_jax.train.guard import FiniteGuard, NonFiniteLossError
 from asl_jax.train.state import TrainState
@@ -184,7 +183,7 @@ def train_and_evaluate(
   training = create_training(config, mesh, steps_per_epoch=steps_per_epoch)
   state, train_step, total_steps = training.state, training.train_step, training.total_steps
   if is_chief:
-    logger.info('parameters:\n%s', parameter_overview.get_parameter_overview(state.params))
+    logger.info('parameters:\n%s', reporting.parameter_table(state.params))
 
   # ---------------------------------------------------------------- checkpoint
   checkpointer = checkpoint_lib.Checkpointer(workdir_path, keep=config.train.keep_checkpoints)
@@ -213,7 +212,7 @@ def train_and_evaluate(
   start_step = int(state.step)
 
   # ---------------------------------------------------------------- loop
-  writer = metric_writers.create_default_writer(os.fspath(workdir_path), just_logging=not is_chief)
+  writer = reporting.MetricWriter(workdir_path, just_logging=not is_chief)
   jsonl = _JsonLinesWriter(workdir_path / 'metrics.jsonl', is_chief)
   detector = build_detector(config, training.model)
   guard = FiniteGuard()
