@@ -15,7 +15,7 @@ import json
 import pathlib
 import sys
 
-import numpy as np
+from asl_jax.train import seeds as seeds_lib
 
 # Row directory names (launch/sweep.py: variants joined with '+'; 'asl' = no variant).
 COMPONENTS = (
@@ -55,15 +55,20 @@ def table(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
   records = []
   for row in ordered:
     per_seed = runs[row]
-    avg = np.array([per_seed[s]['average_mAP'] for s in sorted(per_seed)]) * 100
-    at_tiou = np.mean([per_seed[s]['mAP'] for s in sorted(per_seed)], axis=0) * 100
-    std = avg.std(ddof=1) if len(avg) > 1 else float('nan')
+    stats = seeds_lib.summarize(per_seed)  # The statistics of asl_jax.cli.seeds, in percent.
+    mean, std = stats['average_mAP']['mean'], stats['average_mAP']['std']
     cells = ['✓' if on else '–' for on in components_of(row)]
     cells += [f'{per_seed[s]["average_mAP"] * 100:.2f}' if s in per_seed else 'n/a' for s in seeds]
-    cells += [f'**{avg.mean():.2f} ± {std:.2f}**', *(f'{v:.2f}' for v in at_tiou)]
+    cells += [f'**{mean:.2f} ± {std:.2f}**', *(f'{v:.2f}' for v in stats['mAP']['mean'])]
     lines.append('| ' + ' | '.join(cells) + ' |')
     records.append(
-      dict(row=row, seeds=sorted(per_seed), average_mAP=avg.tolist(), mean=avg.mean(), std=std)
+      dict(
+        row=row,
+        seeds=stats['seeds'],
+        average_mAP=stats['average_mAP']['per_seed'],
+        mean=mean,
+        std=std,
+      )
     )
   return lines, records
 
