@@ -16,7 +16,7 @@ import tqdm
 from etils import epath
 
 from asl_jax import configuration, parallel
-from asl_jax.data import pipeline
+from asl_jax.data import coverage, pipeline
 from asl_jax.evaluation import evaluator as evaluator_lib
 from asl_jax.train import checkpoint as checkpoint_lib
 from asl_jax.train import reporting
@@ -166,6 +166,11 @@ def train_and_evaluate(
   if train:
     train_batches = _train_batches(config)
     steps_per_epoch = train_batches.steps_per_epoch
+    if is_chief and isinstance(train_batches, pipeline.TrainBatches):  # Shards: the validator.
+      settings = coverage.AssignmentSettings.from_config(config)
+      coverage.log_coverage(
+        coverage.coverage_of_videos(train_batches.videos, settings, annotations.class_names)
+      )
     logger.info(
       'training input: %s, %d steps/epoch; %d evaluation videos',
       'TFDS shards in ' + data.tfds_dir if data.tfds_dir else 'feature files',
