@@ -8,6 +8,9 @@ import ml_collections
 
 from asl_jax.errors import UserError
 
+# train.peer_timeout_s: shorter than a few heartbeats misreads a busy peer as lost.
+MIN_PEER_TIMEOUT_S, MAX_PEER_TIMEOUT_S = 5, 3600
+
 
 class ConfigError(UserError, ValueError):
   """A config that cannot work; the message lists every problem found."""
@@ -39,6 +42,99 @@ def parse_subsets(value: str | tuple | list) -> tuple[str, ...]:
 def pyramid_stride(config: ml_collections.ConfigDict) -> int:
   """Total downsampling of the last pyramid level; every input length must be a multiple of it."""
   return config.model.scale_factor ** config.model.arch[2]
+
+
+def window_sizes(config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """One attention window per pyramid level (-1: global), from an int or a per-level list."""
+  w, num_levels = config.model.window_size, config.model.arch[2] + 1
+  return tuple(w) if isinstance(w, (tuple, list)) else (w,) * num_levels
+
+
+# Allowed values of numeric fields: (field, low, high, low included, high included, what it is).
+# None: unbounded on that side. Checked at load by validate_config; the error names the range.
+RANGES = (
+  ('train.learning_rate', 0, None, False, True, 'peak AdamW learning rate'),
+  ('train.num_epochs', 0, None, True, True, 'epochs after warm-up'),
+  ('train.warmup_epochs', 0, None, True, True, 'warm-up epochs'),
+  ('train.weight_decay', 0, None, True, True, 'AdamW weight decay'),
+  ('train.ema_decay', 0, 1, True, False, 'EMA decay'),
+  ('train.init_loss_norm', 0, None, False, True, 'initial loss normaliser'),
+  ('train.reg_loss_weight', 0, None, True, True, 'regression loss weight'),
+  ('train.sensitivity_loss_weight', 0, None, True, True, 'sensitivity loss weight'),
+  ('train.label_smoothing', 0, 1, True, False, 'label smoothing'),
+  ('train.contrastive_weight', 0, None, True, True, 'lambda of the contrastive loss'),
+  ('train.contrastive_delta', 0, 1, False, False, 'delta of the sensitive ranges'),
+  ('train.contrastive_temperature', 0, None, False, True, 'contrastive temperature'),
+  ('train.focal_alpha', 0, 1, True, True, 'focal loss alpha (a probability)'),
+  ('train.focal_gamma', 0, None, True, True, 'focal loss gamma'),
+  ('train.log_every_steps', 1, None, True, True, 'logging interval'),
+  ('train.checkpoint_every_steps', 1, None, True, True, 'checkpoint interval'),
+  ('train.keep_checkpoints', 1, None, True, True, 'checkpoints kept'),
+  ('train.eval_every_epochs', 0, None, True, True, 'evaluation interval (0: at the end)'),
+  ('model.channel_theta', 0, 1, True, True, 'theta of the channel attention fusion'),
+  ('model.dropout', 0, 1, True, False, 'dropout rate'),
+  ('model.droppath', 0, 1, True, False, 'stochastic depth rate'),
+  ('model.cls_prior_prob', 0, 1, False, False, 'classifier prior probability'),
+  ('model.mlp_ratio', 0, None, False, True, 'MLP width ratio'),
+  ('model.embed_dim', 1, None, True, True, 'transformer width'),
+  ('model.num_heads', 1, None, True, True, 'attention heads'),
+  ('model.head_num_layers', 1, None, True, True, 'convs per head'),
+  ('data.max_segments', 1, None, True, True, 'segments per video'),
+  ('data.downsample_rate', 1, None, True, True, 'feature downsampling'),
+  ('data.synthetic.weak_frame_prob', 0, 1, True, True, 'a probability'),
+  ('test.pre_nms_thresh', 0, 1, True, True, 'a probability'),
+  ('test.min_score', 0, 1, True, True, 'a probability'),
+  ('test.pre_nms_topk', 1, None, True, True, 'candidates per level'),
+  ('test.max_seg_num', 1, None, True, True, 'detections per video'),
+  ('test.nms_sigma', 0, None, False, True, 'Soft-NMS sigma'),
+  ('test.iou_threshold', 0, 1, True, True, 'an IoU'),
+  ('test.voting_thresh', 0, 1, True, True, 'an IoU'),
+  ('test.duration_thresh', 0, None, True, True, 'minimum candidate length'),
+)
+
+
+def _interval(low, high, low_in: bool, high_in: bool) -> str:
+  if high is None:
+    return f'{">=" if low_in else ">"} {low}'
+  return f'in {"[" if low_in else "("}{low}, {high}{"]" if high_in else ")"}'
+
+
+def range_problems(config: ml_collections.ConfigDict) -> list[str]:
+  """One message per numeric field outside :data:`RANGES` (and epochs that train nothing)."""
+  problems = []
+  for field, low, high, low_in, high_in, what in RANGES:
+    value = config
+    for part in field.split('.'):
+      value = value[part]
+    number = float(value) if isinstance(value, (int, float)) else float('nan')
+    ok = (number >= low if low_in else number > low) and (
+      high is None or (number <= high if high_in else number < high)
+    )
+    if not ok:
+      problems.append(
+        f'{field} must be {_interval(low, high, low_in, high_in)} ({what}), got {value!r}'
+      )
+  train = config.train
+  if train.num_epochs + train.warmup_epochs < 1:
+    problems.append(
+      'train.num_epochs + train.warmup_epochs must be >= 1 (num_epochs counts the epochs after '
+      f'warm-up), got {train.num_epochs} + {train.warmup_epochs}'
+    )
+  return problems
+
+
+def differing_fields(
+  before: dict, after: dict, prefix: str = ''
+) -> list[tuple[str, object, object]]:
+  """``(dotted field, value before, value after)`` for every field that differs (JSON values)."""
+  changes = []
+  for key in sorted(set(before) | set(after)):
+    old, new = before.get(key, '<absent>'), after.get(key, '<absent>')
+    if isinstance(old, dict) and isinstance(new, dict):
+      changes += differing_fields(old, new, f'{prefix}{key}.')
+    elif old != new:
+      changes.append((prefix + key, old, new))
+  return changes
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -116,6 +212,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     )
   if model.dtype not in ('float32', 'bfloat16'):
     problems.append(f"model.dtype must be 'float32' or 'bfloat16', got {model.dtype!r}")
+  if model.get('remat', 'none') not in ('none', 'full', 'dots'):
+    problems.append(f"model.remat must be 'none', 'full' or 'dots', got {model.remat!r}")
   if data.num_classes < 1:
     problems.append(f'data.num_classes must be >= 1, got {data.num_classes}')
   if data.input_dim < 1:
@@ -148,7 +246,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       "set --config.data.tfds_dir='' to train from the feature files"
     )
   if train.batch_size < 1 or test.batch_size < 1:
-    problems.append('train.batch_size and test.batch_size must be >= 1')
+    problems.append(
+      f'train.batch_size and test.batch_size must be >= 1 (and train.batch_size divisible by the '
+      f'device count), got {train.batch_size} and {test.batch_size}'
+    )
+  problems += range_problems(config)
+  if not MIN_PEER_TIMEOUT_S <= train.peer_timeout_s <= MAX_PEER_TIMEOUT_S:
+    problems.append(
+      f'train.peer_timeout_s must be in [{MIN_PEER_TIMEOUT_S}, {MAX_PEER_TIMEOUT_S}] seconds '
+      f'(how long a lost peer process is waited for), got {train.peer_timeout_s}'
+    )
   if test.nms_method not in ('gaussian', 'linear', 'hard'):
     problems.append(
       f"test.nms_method must be 'gaussian', 'linear' or 'hard', got {test.nms_method!r}"

@@ -1,7 +1,6 @@
-r"""Inference bundles: EMA weights, resolved config, label map, and the detector as StableHLO.
+"""Inference bundles: EMA weights, resolved config, label map, and the detector as StableHLO.
 
-python -m asl_jax.export --workdir=workdirs/demo --out=bundles/demo \
-  [--config=configs/demo.py] [--lengths=384,768] [--platforms=cpu,cuda,tpu] [--use_raw_weights]
+Written by :func:`export_bundle` (the ``asl-export`` command).
 
 A bundle is a folder, local or in a bucket (``gs://...``; every path here is an ``etils.epath``):
 
@@ -29,89 +28,31 @@ videos up to twice the training window; pass ``--lengths`` for longer ones.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import os
-import types
 from collections.abc import Mapping, Sequence
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+from jax import export as jax_export
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-import orbax.checkpoint as ocp  # noqa: E402
-from etils import epath  # noqa: E402
-from jax import export as jax_export  # noqa: E402
-
-from asl_jax import configuration  # noqa: E402
-from asl_jax.model.build import build_model  # noqa: E402
-from asl_jax.train.checkpoint import absolute_path  # noqa: E402
+from asl_jax import configuration
+from asl_jax import workdir as workdir_lib
+from asl_jax.model.build import build_model, params_template
+from asl_jax.train import checkpoint as checkpoint_lib
+from asl_jax.train.checkpoint import absolute_path
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = 'manifest.json'
 DEFAULT_PLATFORMS = ('cpu', 'cuda', 'tpu')
-
-
-# ----------------------------------------------------------------------------------------------
-# Configs saved as JSON (a workdir's config.json, a bundle's).
-
-
-def _tuples(value):
-  """JSON lists -> tuples, recursively (configs hold tuples; ConfigDict keeps them as given)."""
-  if isinstance(value, list):
-    return tuple(_tuples(v) for v in value)
-  if isinstance(value, dict):
-    return {k: _tuples(v) for k, v in value.items()}
-  return value
-
-
-def load_config_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
-  """A config written by ``ConfigDict.to_json`` -> ConfigDict, over ``configs/base.py``.
-
-  Fields added to the base config after the file was written keep their defaults, so an older
-  workdir still builds today's model; unknown fields are reported by ``validate_config``.
-  """
-  path = epath.Path(path)
-  try:
-    values = json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f'cannot read config JSON {path}: {e}') from e
-  config = configuration._base_config()  # The defaults every config derives from.
-  with config.ignore_type():
-    config.update(_tuples(values))
-  configuration.validate_config(config)
-  return config
-
-
-def workdir_config(
-  workdir: str | os.PathLike, config: ml_collections.ConfigDict | None = None
-) -> ml_collections.ConfigDict:
-  """``config`` if given, else the ``config.json`` the training run left in ``workdir``."""
-  if config is not None:
-    configuration.validate_config(config)
-    return config
-  path = epath.Path(workdir) / 'config.json'
-  if not path.is_file():
-    raise FileNotFoundError(f'{path} not found: pass --config, the config the run was trained with')
-  return load_config_json(path)
-
-
-def params_template(model, config: ml_collections.ConfigDict):
-  """The parameter tree ``model`` has for ``config`` (shapes only, nothing allocated)."""
-  length, dim = config.data.max_seq_len, config.data.input_dim
-  return jax.eval_shape(
-    lambda: model.init(
-      jax.random.PRNGKey(0),
-      jnp.zeros((1, length, dim), jnp.float32),
-      jnp.ones((1, length), bool),
-    )['params']
-  )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,10 +86,9 @@ def export_bundle(
   class_names: Sequence[str] | None = None,
 ) -> epath.Path:
   """Writes the bundle of ``workdir``'s latest checkpoint into ``out``; returns ``out``."""
-  from asl_jax import predict  # The checkpoint reader; imports the training code.
-  from asl_jax.train import loop
+  from asl_jax.train.build import build_detector
 
-  config = workdir_config(workdir, config)
+  config = workdir_lib.read_config(workdir, config)
   lengths = tuple(sorted({int(n) for n in (lengths or default_lengths(config))}))
   stride = configuration.pyramid_stride(config)
   bad = [n for n in lengths if n <= 0 or n % config.data.max_seq_len]
@@ -162,11 +102,10 @@ def export_bundle(
     raise FileExistsError(f'{out} exists and is not empty: choose a new --out')
   out.mkdir(parents=True, exist_ok=True)
   model = build_model(config)
-  params = predict.restore_params(
+  params, directory, step = checkpoint_lib.restore_params(
     workdir, params_template(model, config), use_raw_weights=use_raw_weights
   )
-  directory, step = predict.resolve_checkpoint(workdir)
-  class_names = list(class_names or predict.class_names_of(config))
+  class_names = list(class_names or workdir_lib.read_class_names(workdir, config))
 
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(out / 'params', params)
@@ -175,7 +114,7 @@ def export_bundle(
   (out / 'config.json').write_text(config.to_json_best_effort(indent=2))
   (out / 'class_names.json').write_text(json.dumps(class_names, indent=1))
 
-  detector = loop.build_detector(config, model)
+  detector = build_detector(config, model)
   files = {}
   for length in lengths:
     exported = export_detector(
@@ -242,7 +181,7 @@ def load_bundle(path: str | os.PathLike):
   """A bundle -> ``(model, params, config, class_names)``, params on the default device."""
   path = absolute_path(path)
   read_manifest(path)
-  config = load_config_json(path / 'config.json')
+  config = workdir_lib.load_config_json(path / 'config.json')
   class_names = json.loads((path / 'class_names.json').read_text())
   model = build_model(config)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -311,57 +250,3 @@ def detect_exported(
     'scores': scores[0][keep].astype(np.float64),
     'labels': labels[0][keep].astype(np.int64),
   }
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line.
-
-
-def _define_flags() -> types.SimpleNamespace:
-  from absl import flags
-  from ml_collections import config_flags
-
-  holders = types.SimpleNamespace(
-    workdir=flags.DEFINE_string('workdir', None, 'Training workdir (config.json, checkpoints/).'),
-    config=config_flags.DEFINE_config_file(
-      'config', None, 'Config the run was trained with (default: the workdir config.json).'
-    ),
-    out=flags.DEFINE_string('out', None, 'New folder for the bundle.'),
-    lengths=flags.DEFINE_list(
-      'lengths', None, 'Padded lengths to export (multiples of max_seq_len; default 1x and 2x).'
-    ),
-    platforms=flags.DEFINE_list(
-      'platforms', list(DEFAULT_PLATFORMS), 'Platforms the StableHLO is lowered for.'
-    ),
-    use_raw_weights=flags.DEFINE_bool('use_raw_weights', False, 'Raw weights instead of EMA.'),
-  )
-  flags.mark_flags_as_required(['workdir', 'out'])
-  return holders
-
-
-def main(argv, args: types.SimpleNamespace) -> None:
-  from absl import app
-
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.getLogger().setLevel(logging.WARNING)
-  logging.getLogger('asl_jax').setLevel(logging.INFO)
-  out = export_bundle(
-    args.workdir.value,
-    args.out.value,
-    config=args.config.value,
-    lengths=[int(n) for n in args.lengths.value] if args.lengths.value else None,
-    platforms=args.platforms.value or None,
-    use_raw_weights=args.use_raw_weights.value,
-  )
-  manifest = read_manifest(out)
-  print(
-    f'bundle of step {manifest["source"]["step"]} -> {out} '
-    f'(lengths {sorted(map(int, manifest["exported"]))}, platforms {manifest["platforms"]})'
-  )
-
-
-if __name__ == '__main__':
-  from absl import app
-
-  app.run(functools.partial(main, args=_define_flags()))

@@ -1,4 +1,4 @@
-"""``python -m asl_jax.export``: bundle round trip, serialized StableHLO without our model code."""
+"""``asl-export``: bundle round trip, serialized StableHLO without our model code."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import jax
 import numpy as np
 import pytest
 
-from asl_jax import configuration, export, predict
+from asl_jax import configuration, export
+from asl_jax import workdir as workdir_lib
 from asl_jax.data import pipeline
 from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import VideoRecord
+from asl_jax.model.build import params_template
+from asl_jax.train import checkpoint as checkpoint_lib
 from asl_jax.train import loop
 from tests.train.helpers import tiny_config
 
@@ -44,7 +47,7 @@ def subprocess_env() -> dict:
 def bundle(tmp_path_factory):
   config, workdir = trained_workdir(tmp_path_factory)
   out = tmp_path_factory.mktemp('bundle') / 'tiny'
-  cmd = [sys.executable, '-m', 'asl_jax.export', f'--workdir={workdir}', f'--out={out}']
+  cmd = [sys.executable, '-m', 'asl_jax.cli.export', f'--workdir={workdir}', f'--out={out}']
   proc = subprocess.run(
     cmd, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300
   )
@@ -87,8 +90,8 @@ def test_bundle_layout_and_loading(bundle):
   assert set(manifest['platforms']) == {'cpu', 'cuda', 'tpu'}
   model, params, loaded_config, class_names = export.load_bundle(out)
   assert loaded_config.to_json_best_effort() == config.to_json_best_effort()
-  assert class_names == predict.class_names_of(config)
-  expected = predict.restore_params(workdir, export.params_template(model, config))
+  assert class_names == workdir_lib.read_class_names(workdir, config)
+  expected, _, _ = checkpoint_lib.restore_params(workdir, params_template(model, config))
   jax.tree.map(np.testing.assert_array_equal, params, expected)
 
 
@@ -157,14 +160,14 @@ def test_serialized_detector_runs_without_model_code(bundle, tmp_path):
 
 def test_config_json_round_trip_and_errors(bundle, tmp_path):
   config, workdir, out = bundle
-  loaded = export.load_config_json(workdir / 'config.json')
+  loaded = workdir_lib.load_config_json(workdir / 'config.json')
   assert loaded.to_json_best_effort() == config.to_json_best_effort()
   assert isinstance(loaded.model.regression_ranges, tuple)
   # A config.json written before a field existed still loads: the field keeps its default.
   values = json.loads((workdir / 'config.json').read_text())
   del values['train']['keep_checkpoints']
   (tmp_path / 'old.json').write_text(json.dumps(values))
-  assert export.load_config_json(tmp_path / 'old.json').train.keep_checkpoints == 3
+  assert workdir_lib.load_config_json(tmp_path / 'old.json').train.keep_checkpoints == 3
   with pytest.raises(FileExistsError, match='not empty'):
     export.export_bundle(workdir, out)
   with pytest.raises(ValueError, match='multiple of data.max_seq_len'):

@@ -84,8 +84,9 @@ def _worker(process_id: int, port: int, root: pathlib.Path, out: pathlib.Path) -
   if process_id == 0:
     # What the loop would do at the end on process 0 only: figures from the replicated EMA
     # weights. Nothing in it may need the other process (it would hang here).
-    from asl_jax import configuration, visualize
+    from asl_jax import configuration
     from asl_jax.model.build import build_model
+    from asl_jax.visualization import report as visualize
 
     videos, annotations = pipeline.load_split_from_config(
       config.data, configuration.parse_subsets(config.data.eval_subset)
@@ -128,10 +129,10 @@ def _env() -> dict:
 
 @pytest.mark.slow
 def test_two_processes_train_as_one(tmp_path):
-  from asl_jax import configuration, predict
+  from asl_jax import configuration
   from asl_jax.data import pipeline
-  from asl_jax.export import params_template
-  from asl_jax.model.build import build_model
+  from asl_jax.model.build import build_model, params_template
+  from asl_jax.train import checkpoint as checkpoint_lib
   from asl_jax.train import loop
   from tests.train.helpers import tiny_config
 
@@ -219,7 +220,7 @@ def test_two_processes_train_as_one(tmp_path):
   assert 'precision_recall.png' in reports[0]['figures'] and not reports[1]['figures']
   assert sorted(p.name for p in (workdir / 'figures').iterdir()) == reports[0]['figures']
   model = build_model(config)
-  restored = predict.restore_params(workdir, params_template(model, config))
+  restored, _, _ = checkpoint_lib.restore_params(workdir, params_template(model, config))
   ema0 = np.load(out / 'ema_params_0.npz')
   for key, value in _flat(restored).items():
     np.testing.assert_array_equal(value, ema0[key], err_msg=key)

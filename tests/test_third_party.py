@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-MANIFESTS = sorted((pathlib.Path(__file__).resolve().parents[1] / 'third_party').glob('*.json'))
+MANIFESTS = sorted(
+  (pathlib.Path(__file__).resolve().parents[1] / 'asl_jax' / 'third_party').glob('*.json')
+)
 
 
 @pytest.mark.parametrize('path', MANIFESTS, ids=lambda p: p.name)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from matplotlib import image as mpl_image
 
-from asl_jax import visualize
 from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.evaluation import metrics as metrics_lib
 from asl_jax.visualization import precision_recall, render, sensitivity, timelines, training_curves
+from asl_jax.visualization import report as visualize
 from tests.test_export import trained_workdir
 
 

@@ -41,6 +41,24 @@ def _quiet_libraries() -> None:
   """Our own progress at INFO; the libraries' (orbax, absl) chatter only from WARNING up."""
   logging.getLogger().setLevel(logging.WARNING)
   logging.getLogger('asl_jax').setLevel(logging.INFO)
+  _ignore_closed_loop_callbacks()
+
+
+def _ignore_closed_loop_callbacks() -> None:
+  """Drops the "Event loop is closed" reports of checkpoint reads that outlive a failed restore.
+
+  orbax reads a checkpoint's arrays concurrently on a private event loop and closes it when one
+  read fails (a damaged file); the others finish later and their callbacks find the loop closed.
+  They change nothing, but Python would print a traceback for each after the one-line error.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable) -> None:
+    exc = unraisable.exc_value
+    if not (isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed'):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
 
 
 def _report(exc: BaseException, status: int) -> int:
@@ -62,11 +80,13 @@ USER_FAULTS: tuple[type[BaseException], ...] = (
 )
 
 
-def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int]:
+def guarded(
+  main: Callable[[list[str]], int | None], positional: bool = False
+) -> Callable[[list[str]], int]:
   """Wraps an absl main: user faults -> one line + EXIT_USAGE, preemption -> EXIT_PREEMPTED."""
 
   def wrapped(argv: list[str]) -> int:
-    if len(argv) > 1:
+    if len(argv) > 1 and not positional:
       raise app.UsageError(f'unexpected arguments: {argv[1:]}')
     _quiet_libraries()
     compilation_cache.apply(_COMPILATION_CACHE.value)
@@ -76,6 +96,8 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], in
       print(f'preempted: {exc}', file=sys.stderr)
       return errors.EXIT_PREEMPTED
     except USER_FAULTS as exc:
+      return _report(exc, errors.EXIT_USAGE)
+    except app.UsageError as exc:
       return _report(exc, errors.EXIT_USAGE)
     return errors.EXIT_OK if status is None else status
 
@@ -110,7 +132,29 @@ def _parse_flags(argv: list[str]) -> list[str]:
   sys.exit(errors.EXIT_USAGE)
 
 
-def run(main: Callable[[list[str]], int | None], hugepages: bool = False) -> None:
-  """The console-script body: environment, then absl's flag parsing, then ``main``."""
+def run(
+  main: Callable[[list[str]], int | None], hugepages: bool = False, positional: bool = False
+) -> None:
+  """The console-script body: environment, then absl's flag parsing, then ``main``.
+
+  ``positional``: ``main`` takes arguments besides the flags (else they are a usage error).
+  """
   set_environment(hugepages=hugepages)
-  app.run(guarded(main), flags_parser=_parse_flags)
+  _help_for_console_script(main)
+  app.run(guarded(main, positional=positional), flags_parser=_parse_flags)
+
+
+def _help_for_console_script(main: Callable[[list[str]], int | None]) -> None:
+  """``asl-train --help`` shows what ``python -m asl_jax.cli.train --help`` does.
+
+  absl's --help lists the flags and docstring of ``__main__``; under a console script that is
+  pip's wrapper, which defines neither. The flags of asl_jax.cli (one command per process) become
+  key flags of ``sys.argv[0]``, and the command's docstring the wrapper's.
+  """
+  for module_name, module_flags in flags.FLAGS.flags_by_module_dict().items():
+    if module_name.startswith('asl_jax.cli'):
+      for flag in module_flags:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  wrapper = sys.modules['__main__']
+  if not wrapper.__doc__:
+    wrapper.__doc__ = sys.modules[main.__module__].__doc__

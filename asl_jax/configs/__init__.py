@@ -2,7 +2,7 @@
 
 They ship inside the package. On the command line a config is named by its file name
 (``--config=demo.py:tiny`` or ``--config=demo:tiny``), by its path in a checkout
-(``--config=configs/demo.py``, the spelling of earlier releases, or ``asl_jax/configs/demo.py``)
+(``--config=configs/demo.py``, the spelling of earlier releases, or ``demo.py``)
 or by the path of any config file of your own; :func:`resolve` turns each into a file path.
 """
 

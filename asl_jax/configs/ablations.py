@@ -3,7 +3,9 @@
 Variants (combine with commas, after the common ``small`` / ``baseline``):
   Table 5, components:   no_class_level, no_instance_level, no_ascl
   Table 6, Gaussians:    cls_gaussian_{none,fixed,learnable}, loc_gaussian_{none,fixed,learnable}
-  Table 7, localisation: loc_gaussians_1, loc_gaussians_2, shared_gaussian
+  Table 7, Gaussians:    loc_gaussians_1, loc_gaussians_2, cls_gaussians_1, cls_gaussians_2,
+                         shared_gaussian
+  Beyond the paper:      positives_inside, normalize_sensitivity (docs/design.md)
 Sweeps (lists of ``--config.key=value`` overrides, for ``launch/sweep.py``): ``sweep_lambda``,
 ``sweep_delta`` (Fig. 3) and ``sweep_theta``; ``table5_variants`` ... ``table7_variants`` list the
 variant of each table row. The default (no variant) is the full ASL row of every table.
@@ -30,7 +32,11 @@ ABLATION_VARIANTS = (
   *(f'loc_gaussian_{m}' for m in GAUSSIAN_MODES),
   'loc_gaussians_1',
   'loc_gaussians_2',
+  'cls_gaussians_1',
+  'cls_gaussians_2',
   'shared_gaussian',
+  'positives_inside',
+  'normalize_sensitivity',
 )
 
 
@@ -53,8 +59,16 @@ def apply_ablation_variants(config: ml_collections.ConfigDict, variants: set[str
     ase.num_loc_gaussians = 1
   if 'loc_gaussians_2' in variants:  # Table 7: separate start and end Gaussians (default).
     ase.num_loc_gaussians = 2
+  if 'cls_gaussians_1' in variants:  # Table 7: one classification Gaussian (default).
+    ase.num_cls_gaussians = 1
+  if 'cls_gaussians_2' in variants:  # Table 7: "#cls = 2", two classification Gaussians summed.
+    ase.num_cls_gaussians = 2
   if 'shared_gaussian' in variants:  # Table 7: one Gaussian per class for every sub-task.
     ase.shared_gaussian = True
+  if 'positives_inside' in variants:  # Beyond the paper: eq. 9-10 read literally.
+    train.cls_positives = 'inside'
+  if 'normalize_sensitivity' in variants:  # Beyond the paper: guard against p -> 0.
+    train.normalize_sensitivity = True
   return set(variants) - set(ABLATION_VARIANTS)
 
 
@@ -96,8 +110,14 @@ def table6_variants() -> list[str]:
 
 
 def table7_variants() -> list[str]:
-  """Table 7 rows: one localisation Gaussian, two (start / end: the default), one shared."""
-  return ['loc_gaussians_1', '', 'shared_gaussian']
+  """Table 7 rows: #cls x #loc Gaussians (1 x 1, 1 x 2 = the default, 2 x 1, 2 x 2), one shared."""
+  return [
+    'loc_gaussians_1',
+    '',
+    'cls_gaussians_2,loc_gaussians_1',
+    'cls_gaussians_2',
+    'shared_gaussian',
+  ]
 
 
 def sweep_lambda() -> list[dict]:

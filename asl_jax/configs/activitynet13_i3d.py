@@ -2,20 +2,19 @@ r"""ActivityNet 1.3 with I3D features, class-agnostic plus external class scores
 
 Launch (trains one 'action' class; evaluation during training is class-agnostic):
 
-  python -m asl_jax.main --config=configs/activitynet13_i3d.py --workdir=workdirs/anet13_i3d
+  asl-train --config=activitynet13_i3d.py --workdir=workdirs/anet13_i3d
 
 The paper's number needs the ActivityNet protocol: relabel the class-agnostic detections with
 the top-2 classes of an external video-level classifier (CUHK's), then score them:
 
-  python -m asl_jax.predict --config=configs/activitynet13_i3d.py \
-    --checkpoint=workdirs/anet13_i3d --features=data/activitynet13/i3d_features \
+  asl-predict --workdir=workdirs/anet13_i3d --features=data/activitynet13/i3d_features \
     --external_scores=data/activitynet13/cuhk_val_simp_share.json \
     --external_class_names=data/activitynet13/cuhk_class_names.csv \
     --out=workdirs/anet13_i3d/fused.json
-  python -m asl_jax.evaluate --gt data/activitynet13/anet_anno_action.json \
-    --gt-video-info data/activitynet13/video_info_new.csv \
-    --gt-action-names data/activitynet13/action_name.csv \
-    --pred workdirs/anet13_i3d/fused.json --subset validation --tiou-preset activitynet
+  asl-evaluate --gt data/activitynet13/anet_anno_action.json \
+    --gt_video_info data/activitynet13/video_info_new.csv \
+    --gt_action_names data/activitynet13/action_name.csv \
+    --pred workdirs/anet13_i3d/fused.json --subset validation --tiou_preset activitynet
 
 ``--external_class_names`` lists the classifier's classes in the order of its score vectors, one
 per line after a header line; write it once from the "class" list of the scores file:
@@ -23,7 +22,7 @@ per line after a header line; write it once from the "class" list of the scores 
   python -c "import json; c = json.load(open('data/activitynet13/cuhk_val_simp_share.json'))\
 ['class']; open('data/activitynet13/cuhk_class_names.csv', 'w').write('\\n'.join(['name', *c]))"
 
-Files (manifest third_party/activitynet13.json; ``python -m asl_jax.tools.fetch_assets
+Files (manifest third_party/activitynet13.json; ``asl-fetch-assets
 activitynet13`` downloads the BSN annotation files):
   data/activitynet13/anet_anno_action.json   BSN annotations (segments, class names)
   data/activitynet13/video_info_new.csv      BSN video list: subset and fps of every video
@@ -35,7 +34,7 @@ Reproduces: Table 4, ActivityNet 1.3 average mAP 36.2 over tIoU 0.5:0.05:0.95 (v
 
 Settings: paper sec. 4.2 (batch 16, lr 1e-3, 15 epochs, lambda 0.3, theta 0.2, delta 0.2, 100
 predictions per video); everything else from ActionFormer's anet_i3d.yaml (the authors released
-no ActivityNet config). Variants: ``:small``, ``:baseline`` and configs/ablations.py.
+no ActivityNet config). Variants: ``:small``, ``:baseline`` and ablations.py.
 """
 
 from asl_jax.configs import base, paper_common
@@ -99,5 +98,5 @@ def get_config(arg: str | None = None):
     voting_thresh=0.9,
     duration_thresh=0.001,
   )
-  paper_common.apply_variants(config, arg, 'configs/activitynet13_i3d.py')
+  paper_common.apply_variants(config, arg, 'activitynet13_i3d.py')
   return config

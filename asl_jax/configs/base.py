@@ -50,14 +50,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
   data.max_videos = 0  # > 0: only the first N videos (by id) of each split (smoke runs; logged).
   data.tfds_dir = ''  # Built TFDS shards (tools/build_dataset --out); set: train from them.
-  # Synthetic data (configs/demo.py): generated into the folders above when they are missing.
+  # Synthetic data (demo.py): generated into the folders above when they are missing.
   data.synthetic = ml_collections.ConfigDict()
   data.synthetic.enabled = False  # Generate annotation_file / feature_dir if absent.
   data.synthetic.num_videos = 240  # Total videos over all subsets.
   data.synthetic.seed = 0  # Generator seed (independent of config.seed).
   data.synthetic.min_len = 128  # Shortest video in grid steps.
   data.synthetic.max_len = 384  # Longest video in grid steps.
-  # How hard the features are (asl_jax.tools.synthesize.SynthesisSpec fields; defaults = demo).
+  # How hard the features are (asl_jax.data.synthetic.SynthesisSpec fields; defaults = demo).
   data.synthetic.signal_amplitude = 4.0  # Prototype norm relative to the noise per channel.
   data.synthetic.weak_frame_prob = 0.15  # Fraction of action frames that carry little signal.
   data.synthetic.shared_fraction = 0.25  # Similarity that classes share within a sub-action.
@@ -90,12 +90,17 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Regression range (grid units) of each pyramid level: one pair per level.
   model.regression_ranges = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
   model.dtype = 'float32'  # Compute dtype: float32 or bfloat16 (params and losses stay float32).
+  # Recompute each encoder block in the backward pass instead of keeping its activations:
+  # 'none', 'full' (keep only block inputs) or 'dots' (keep projection outputs). Same gradients;
+  # less step memory for more compute (bench/RESULTS.md, "step memory").
+  model.remat = 'none'
   # ASL (paper sec. 3): theta-fused channel attention and the Action Sensitivity Evaluator.
   model.channel_theta = 0.2  # theta of f' = (1 - theta) TA + theta CA in stem blocks; 0 disables.
   model.ase = ml_collections.ConfigDict()
   model.ase.cls_gaussian = 'learnable'  # Class Gaussian for classification: learnable|fixed|none.
   model.ase.loc_gaussian = 'learnable'  # Class Gaussians for localisation: learnable|fixed|none.
   model.ase.num_loc_gaussians = 2  # 2: separate start/end Gaussians; 1: one for both (Table 7).
+  model.ase.num_cls_gaussians = 1  # 1, or 2 summed classification Gaussians (Table 7).
   model.ase.shared_gaussian = False  # One Gaussian per class for every sub-task (Table 7).
   model.ase.instance_evaluator = True  # Instance-level evaluators q_cls, q_loc (Table 5).
 
@@ -120,6 +125,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   train.contrastive_weight = 0.3  # lambda of the Action Sensitive Contrastive Loss; 0 disables.
   train.contrastive_delta = 0.2  # delta: sensitive ranges are +-delta * action length (paper).
   train.contrastive_temperature = 0.07  # tau in exp(cos / tau) (not given in the paper).
+  # Beyond the paper, off by default (docs/design.md, 'Sensitivity options'):
+  train.cls_positives = 'centre'  # 'inside': every point inside an action is a cls positive.
+  train.normalize_sensitivity = False  # p / its mean over each instance's positives.
   train.focal_alpha = 0.25
   train.focal_gamma = 2.0
   train.log_every_steps = 20  # Scalars to TensorBoard / metrics.jsonl.
@@ -130,6 +138,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # average mAP in checkpoints_best/ (metrics.json names its step); 0: only at the end. The
   # subset must then be a validation split: selecting on the reported test split overstates it.
   train.eval_every_epochs = 0
+  # Multi-process runs: a process whose peer sends no heartbeat for this long (killed, host
+  # lost) stops with exit status 75 (relaunch to resume); JAX's own check aborts at 2x + 10 s.
+  train.peer_timeout_s = 120.0
 
   # ---------------------------------------------------------------- inference / evaluation
   test = config.test = ml_collections.ConfigDict()

@@ -2,9 +2,9 @@ r"""Charades (dense, multi-label, 157 classes) with I3D RGB features: Table 1 ro
 
 Launch:
 
-  python -m asl_jax.main --config=configs/charades_i3d.py --workdir=workdirs/charades_i3d
+  asl-train --config=charades_i3d.py --workdir=workdirs/charades_i3d
 
-Files (manifest third_party/charades.json; ``python -m asl_jax.tools.fetch_assets charades``
+Files (manifest third_party/charades.json; ``asl-fetch-assets charades``
 downloads the annotations and says where to get the features):
   data/charades/charades.json            super-events annotations (PointTAD), classes 0..156
   data/charades/rgb_Charades_v1_480.h5   I3D RGB features, one [T, 1024] dataset per video
@@ -16,7 +16,7 @@ Geometry: the file has no fps, so, as in the authors' loader, the grid is the fe
 Settings: paper sec. 4.2 (batch 16, lr 2e-4, 30 epochs, lambda 0.3, theta 0.2, delta 0.2, 200
 predictions per video). No config was released: the model, window and NMS are ActionFormer's
 THUMOS14 ones, as for MultiTHUMOS (our choice). Variants: ``:small``, ``:baseline`` and
-configs/ablations.py.
+ablations.py.
 """
 
 from asl_jax.configs import base, paper_common
@@ -52,5 +52,5 @@ def get_config(arg: str | None = None):
     max_seg_num=200,
     tiou_thresholds=tuple(round(0.1 * i, 1) for i in range(1, 10)),  # 'charades'.
   )
-  paper_common.apply_variants(config, arg, 'configs/charades_i3d.py')
+  paper_common.apply_variants(config, arg, 'charades_i3d.py')
   return config

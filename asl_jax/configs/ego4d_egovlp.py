@@ -2,9 +2,9 @@ r"""Ego4D Moment Queries v1.0 with EgoVLP features: Table 2 row (val average mAP
 
 Launch:
 
-  python -m asl_jax.main --config=configs/ego4d_egovlp.py --workdir=workdirs/ego4d_egovlp
+  asl-train --config=ego4d_egovlp.py --workdir=workdirs/ego4d_egovlp
 
-Files (manifest third_party/ego4d.json; ``python -m asl_jax.tools.fetch_assets ego4d`` downloads
+Files (manifest third_party/ego4d.json; ``asl-fetch-assets ego4d`` downloads
 the clip annotations and says how to get the features, which need an Ego4D licence):
   data/ego4d/ego4d_clip_annotations_v2.json  the authors' clip-level MQ annotations (110 classes)
   data/ego4d/egovlp/<clip_uid>.pt            EgoVLP features per clip, [T, 256], 1.875 per second
@@ -13,12 +13,12 @@ Reproduces: Table 2, Ego4D-MQ v1.0 validation average mAP 22.83 over tIoU 0.1:0.
 
 Settings: paper sec. 4.2 (batch 2, lr 2e-4, 15 epochs, lambda 0.3, theta 0.2, delta 0.2, 2000
 predictions per video); everything else from the authors' Ego4D config (ego4d_asl
-configs/baseline_1.yaml: 10 levels with overlapping ranges, global attention, width 1024, 16
+asl_jax/configs/baseline_1.yaml: 10 levels with overlapping ranges, global attention, width 1024, 16
 heads, features resized to 1024 steps). That config was written for four feature sets; keeping
 its width for EgoVLP alone is our choice. Its lr (1e-4), XLNet layer and video-level label loss
 (al_loss 0.2) are not in the paper and not used here. ``.pt`` files need PyTorch to read; or
 convert them once to ``.npy`` and set ``--config.data.feature_ext=.npy``.
-Variants: ``:small``, ``:baseline`` and configs/ablations.py.
+Variants: ``:small``, ``:baseline`` and ablations.py.
 """
 
 from asl_jax.configs import base, paper_common
@@ -77,5 +77,5 @@ def get_config(arg: str | None = None):
   config = ego4d_config()
   config.data.feature_dir = 'data/ego4d/egovlp'
   config.data.input_dim = 256
-  paper_common.apply_variants(config, arg, 'configs/ego4d_egovlp.py')
+  paper_common.apply_variants(config, arg, 'ego4d_egovlp.py')
   return config

@@ -2,10 +2,10 @@ r"""EPIC-Kitchens 100 verbs (97 classes) with SlowFast features: Table 3 row (av
 
 Launch:
 
-  python -m asl_jax.main --config=configs/epic100_verb_slowfast.py \
+  asl-train --config=epic100_verb_slowfast.py \
     --workdir=workdirs/epic100_verb_slowfast
 
-Files (manifest third_party/epic100.json; ``python -m asl_jax.tools.fetch_assets epic100`` says
+Files (manifest third_party/epic100.json; ``asl-fetch-assets epic100`` says
 where to get them):
   data/epic100/epic_kitchens_100_verb.json   ActionFormer-format verb annotations
   data/epic100/slowfast_features/<vid>.npz   ActionFormer's SlowFast, key 'feats', [T, 2304]
@@ -16,8 +16,8 @@ Settings: paper sec. 4.2 (batch 2, lr 2e-4, 25 epochs, lambda 0.3, theta 0.2, de
 predictions per video); everything else from ActionFormer's epic_slowfast_verb.yaml (the authors
 released no EPIC config): 6 levels with overlapping ranges, windows of 9. ActionFormer also gives
 classes absent from training a 1e-6 prior (``model.empty_classes``); list them with
-``--config.model.empty_classes`` if your split has any. configs/epic100_noun_slowfast.py is the
-noun task. Variants: ``:small``, ``:baseline`` and configs/ablations.py.
+``--config.model.empty_classes`` if your split has any. epic100_noun_slowfast.py is the
+noun task. Variants: ``:small``, ``:baseline`` and ablations.py.
 """
 
 from asl_jax.configs import base, paper_common
@@ -71,7 +71,7 @@ def epic_config(task: str, arg: str | None):
     nms_sigma=0.4,
     voting_thresh=0.75,
   )
-  paper_common.apply_variants(config, arg, f'configs/epic100_{task}_slowfast.py')
+  paper_common.apply_variants(config, arg, f'asl_jax/configs/epic100_{task}_slowfast.py')
   return config
 
 

@@ -2,10 +2,10 @@ r"""MultiTHUMOS (dense, multi-label, 65 classes) with I3D features: Table 1 row 
 
 Launch:
 
-  python -m asl_jax.main --config=configs/multithumos_i3d.py --workdir=workdirs/multithumos_i3d
+  asl-train --config=multithumos_i3d.py --workdir=workdirs/multithumos_i3d
 
-Files (manifests third_party/multithumos.json and thumos14.json; ``python -m
-asl_jax.tools.fetch_assets multithumos`` downloads the annotations):
+Files (manifests third_party/multithumos.json and thumos14.json; ``asl-fetch-assets multithumos``
+downloads the annotations):
   data/multithumos/multithumos.json      ActionFormer-format annotations (TriDet+), fps 30
   data/thumos14/i3d_features/<vid>.npy   THUMOS14 two-stream I3D, float32 [T, 2048] (same videos)
 
@@ -26,7 +26,7 @@ h5py.File('data/multithumos/rgb_test.h5', 'r')) for k in src]"
 Settings: paper sec. 4.2 (batch 2, lr 2e-4, 60 epochs, lambda 0.3, theta 0.2, delta 0.2, 200
 predictions per video). No config was released: the model, window and NMS are ActionFormer's
 THUMOS14 ones (same videos, same features), our choice. Variants: ``:small``, ``:baseline``,
-``:rgb_h5`` and configs/ablations.py.
+``:rgb_h5`` and ablations.py.
 """
 
 from asl_jax.configs import base, paper_common
@@ -62,7 +62,7 @@ def get_config(arg: str | None = None):
     max_seg_num=200,
     tiou_thresholds=tuple(round(0.1 * i, 1) for i in range(1, 10)),  # 'multithumos'.
   )
-  own = paper_common.apply_variants(config, arg, 'configs/multithumos_i3d.py', own=('rgb_h5',))
+  own = paper_common.apply_variants(config, arg, 'multithumos_i3d.py', own=('rgb_h5',))
   if 'rgb_h5' in own:
     data.annotation_file = 'data/multithumos/multithumos_superevents.json'
     data.annotation_format = 'superevents'

@@ -2,21 +2,21 @@ r"""THUMOS14 with two-stream I3D features: the paper's Table 4 row (average mAP 
 
 Launch:
 
-  python -m asl_jax.main --config=configs/thumos14_i3d.py --workdir=workdirs/thumos14_i3d
+  asl-train --config=thumos14_i3d.py --workdir=workdirs/thumos14_i3d
 
-Files (manifest third_party/thumos14.json; ``python -m asl_jax.tools.fetch_assets thumos14``
+Files (manifest third_party/thumos14.json; ``asl-fetch-assets thumos14``
 downloads the annotations and says where to get the features):
   data/thumos14/thumos14.json            ActionFormer annotations, 20 classes (Validation / Test)
   data/thumos14/i3d_features/<vid>.npy   ActionFormer's two-stream I3D, float32 [T, 2048]
 
 Reproduces: Table 4, THUMOS14 average mAP 67.9 over tIoU 0.3:0.1:0.7 (test set; training
-evaluates there at the end, and ``python -m asl_jax.evaluate --gt data/thumos14/thumos14.json
---pred workdirs/thumos14_i3d/detections.json --subset test --tiou-preset thumos14`` re-scores).
+evaluates there at the end, and ``asl-evaluate --gt data/thumos14/thumos14.json
+--pred workdirs/thumos14_i3d/detections.json --subset test --tiou_preset thumos14`` re-scores).
 
 Settings: paper sec. 4.2 (batch 2, lr 1e-4, 30 epochs, lambda 0.3, theta 0.2, delta 0.2, 200
 predictions per video); everything else from ActionFormer's thumos_i3d.yaml, which the paper
 builds on (the authors released no THUMOS14 config).
-Variants: ``:small``, ``:baseline`` and the ablations of configs/ablations.py (e.g. ``:no_ascl``).
+Variants: ``:small``, ``:baseline`` and the ablations of ablations.py (e.g. ``:no_ascl``).
 """
 
 from asl_jax.configs import base, paper_common
@@ -52,5 +52,5 @@ def get_config(arg: str | None = None):
     max_seg_num=200,
     tiou_thresholds=(0.3, 0.4, 0.5, 0.6, 0.7),  # 'thumos14'.
   )
-  paper_common.apply_variants(config, arg, 'configs/thumos14_i3d.py')
+  paper_common.apply_variants(config, arg, 'thumos14_i3d.py')
   return config

@@ -30,7 +30,7 @@ from asl_jax.data.records import VideoRecord
 from asl_jax.data.tfds_builder import NAME, RELEASE_NOTES, VERSION, dataset_dir, split_name
 
 tf = storage.tensorflow()
-import tensorflow_datasets as tfds  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402 (after TF is imported with GPUs hidden)
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,17 @@ def open_dataset(path: str) -> tfds.core.DatasetBuilder:
     if older and not tf.io.gfile.exists(storage.join(path, 'dataset_info.json')):
       raise FileNotFoundError(
         f'{path} does not exist; the folder holds a dataset of version(s) {older}, built by an '
-        'older asl-jax: rebuild it with python -m asl_jax.tools.build_dataset --overwrite'
+        'older asl-jax: rebuild it with asl-build-dataset --overwrite'
       )
   if not tf.io.gfile.exists(storage.join(path, 'dataset_info.json')):
     raise FileNotFoundError(
-      f'no built dataset at {path}; run python -m asl_jax.tools.build_dataset --config=... first'
+      f'no built dataset at {path}; run asl-build-dataset --config=... first'
     )
   builder = tfds.builder_from_directory(path)
   if builder.info.version.major != tfds.core.Version(VERSION).major:
     raise ValueError(
       f'{path}: dataset version {builder.info.version} was built by another asl-jax (this one '
-      f'reads {VERSION}); rebuild it with python -m asl_jax.tools.build_dataset --overwrite'
+      f'reads {VERSION}); rebuild it with asl-build-dataset --overwrite'
     )
   return builder
 

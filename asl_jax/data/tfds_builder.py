@@ -31,7 +31,7 @@ from asl_jax.data.feature_formats import FeatureReader
 from asl_jax.data.records import AnnotationSet, VideoRecord
 
 tf = storage.tensorflow()
-import tensorflow_datasets as tfds  # noqa: E402  (after TF is imported with GPUs hidden)
+import tensorflow_datasets as tfds  # noqa: E402 (after TF is imported with GPUs hidden)
 
 logger = logging.getLogger(__name__)
 

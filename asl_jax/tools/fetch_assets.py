@@ -1,10 +1,10 @@
 """Downloads and verifies a benchmark's public files from its third_party manifest.
 
-python -m asl_jax.tools.fetch_assets NAME [--out DIR] [--verify_only]
+asl-fetch-assets NAME [--out=DIR] [--verify_only]
 
-NAME is a manifest of third_party/ (thumos14, multithumos, charades, activitynet13, ego4d,
-epic100) or a path to one. Files go to ``--out`` (default ``data/NAME``, where the configs of
-configs/ look for them: run from the repository root). For every asset of the manifest:
+NAME is a manifest of asl_jax/third_party/ (thumos14, multithumos, charades, activitynet13, ego4d,
+epic100) or a path to one. Files go to ``--out`` (default ``data/NAME``, where the packaged
+configs look for them, relative to the folder you run from). For every asset of the manifest:
   * with a ``url`` (a raw file pinned to a commit): downloaded unless already there, and its
     sha256 checked; a file that fails the check is never kept;
   * without one (Google Drive / Box archives, licensed datasets, feature sets): a message says
@@ -17,17 +17,15 @@ be downloaded; assets to fetch by hand are listed but do not fail the run.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
-import sys
 import urllib.error
 import urllib.request
 
-MANIFEST_DIR = pathlib.Path(__file__).resolve().parents[2] / 'third_party'
+MANIFEST_DIR = pathlib.Path(__file__).resolve().parents[1] / 'third_party'
 CHUNK = 1 << 20
 TIMEOUT_S = 60
 
@@ -129,34 +127,3 @@ def fetch(name: str, out: str | os.PathLike | None = None, *, verify_only: bool 
   manifest = json.loads(path.read_text())
   out = pathlib.Path(out) if out is not None else pathlib.Path('data') / manifest['name']
   return [fetch_asset(a, out, verify_only=verify_only) for a in manifest['assets']]
-
-
-def main(argv: list[str] | None = None) -> int:
-  """CLI; argparse rather than absl flags so importing this module defines no global flags."""
-  parser = argparse.ArgumentParser(
-    prog='python -m asl_jax.tools.fetch_assets', description=__doc__.splitlines()[0]
-  )
-  parser.add_argument('name', help='manifest name (third_party/NAME.json) or path')
-  parser.add_argument('--out', default=None, help='destination folder (default data/NAME)')
-  parser.add_argument('--verify_only', action='store_true', help='check files, download nothing')
-  args = parser.parse_args(argv)
-  try:
-    reports = fetch(args.name, args.out, verify_only=args.verify_only)
-  except FileNotFoundError as e:
-    print(f'fetch_assets: {e}', file=sys.stderr)
-    return 2
-  for r in reports:
-    head, *rest = r.message.split('\n')
-    print(f'{r.status.upper():8s} {r.file}: {head}')
-    for line in rest:
-      print(f'{"":9s}{line}')
-  counts = {s: sum(r.status == s for r in reports) for s in ('ok', 'fetched', 'present')}
-  manual = sum(r.status == 'manual' for r in reports)
-  failed = [r.file for r in reports if r.failed]
-  summary = ', '.join(f'{n} {s}' for s, n in counts.items() if n)
-  print(f'{summary or "nothing in place"}; {manual} to fetch by hand; {len(failed)} missing or bad')
-  return 1 if failed else 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -1,6 +1,6 @@
 """Imports an ActionFormer/ASL PyTorch checkpoint into an Orbax checkpoint of our model's params.
 
-python -m asl_jax.tools.import_torch --checkpoint FILE.pth --config=configs/X.py --out DIR \
+asl-import-torch --checkpoint=FILE.pth --config=X.py --out=DIR \
     [--config.model.embed_dim=512] [--nouse_ema] [--keep_unmapped] [--force]
 
 ``FILE`` is a PyTorch checkpoint (``.pth``/``.pt``/``.pth.tar``: needs ``torch``; the EMA weights
@@ -19,26 +19,19 @@ from their initial values. Output: ``DIR/params`` (Orbax StandardCheckpointer; r
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import os
 import pathlib
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-import orbax.checkpoint as ocp  # noqa: E402
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from asl_jax.model import torch_import  # noqa: E402
-from asl_jax.model.build import build_model  # noqa: E402
+from asl_jax.model import torch_import
+from asl_jax.model.build import build_model
 
 NPZ_PARAM_PREFIX = 'param/'  # Parity fixtures store the state dict under this prefix.
 
@@ -117,47 +110,3 @@ def save_params(params: Mapping[str, Any], directory: pathlib.Path, *, force: bo
   checkpointer.wait_until_finished()
   checkpointer.close()
   return target
-
-
-_FLAGS: dict[str, Any] = {}
-
-
-def _define_flags() -> None:
-  """Defined only when run as a program, so importing this module (tests) never clashes with
-  another program's flags: ``--config`` is also asl_jax.main's."""
-  _FLAGS['checkpoint'] = flags.DEFINE_string('checkpoint', None, 'PyTorch .pth/.pt or .npz file.')
-  _FLAGS['config'] = config_flags.DEFINE_config_file('config', None, 'Model config (configs/X.py).')
-  _FLAGS['out'] = flags.DEFINE_string('out', None, 'Output directory (params go to OUT/params).')
-  _FLAGS['use_ema'] = flags.DEFINE_bool('use_ema', True, "Prefer 'state_dict_ema' weights.")
-  _FLAGS['keep_unmapped'] = flags.DEFINE_bool(
-    'keep_unmapped', False, 'Parameters ActionFormer lacks (ASL parts) keep their init values.'
-  )
-  _FLAGS['force'] = flags.DEFINE_bool('force', False, 'Overwrite an existing OUT/params.')
-  flags.mark_flags_as_required(['checkpoint', 'config', 'out'])
-
-
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.getLogger().setLevel(logging.WARNING)  # Orbax logs every save step at INFO.
-  checkpoint, out = _FLAGS['checkpoint'].value, pathlib.Path(_FLAGS['out'].value)
-  if (out / 'params').exists() and not _FLAGS['force'].value:
-    sys.exit(f'error: {out / "params"} exists; pass --force to overwrite it')
-  try:
-    state = read_checkpoint(checkpoint, use_ema=_FLAGS['use_ema'].value)
-    params, report = import_checkpoint(
-      state, _FLAGS['config'].value, keep_unmapped=_FLAGS['keep_unmapped'].value
-    )
-  except (CheckpointReadError, torch_import.TorchImportError) as e:
-    sys.exit(f'error: {e}')
-  out.mkdir(parents=True, exist_ok=True)
-  target = save_params(params, out, force=_FLAGS['force'].value)
-  summary = dict(report.to_dict(), checkpoint=str(checkpoint), params_dir=str(target))
-  (out / 'import_report.json').write_text(json.dumps(summary, indent=1) + '\n')
-  json.dump(summary, sys.stdout, indent=1)
-  sys.stdout.write('\n')
-
-
-if __name__ == '__main__':
-  _define_flags()
-  app.run(main)

@@ -354,7 +354,7 @@ def test_build_cli(source, tmp_path):
   args = [
     sys.executable,
     '-m',
-    'asl_jax.tools.build_dataset',
+    'asl_jax.cli.build_dataset',
     '--config=configs/custom.py',
     f'--config.data.annotation_file={root / "annotations.json"}',
     f'--config.data.feature_dir={root / "features"}',

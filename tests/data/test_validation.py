@@ -248,7 +248,7 @@ def _cli(root, *extra):
   args = [
     sys.executable,
     '-m',
-    'asl_jax.tools.validate_data',
+    'asl_jax.cli.validate',
     '--config=configs/custom.py',
     f'--config.data.annotation_file={root / "annotations.json"}',
     f'--config.data.feature_dir={root / "features"}',

@@ -1,4 +1,4 @@
-"""Tests for `python -m asl_jax.evaluate` on the real ActivityNet and THUMOS14 annotation files."""
+"""Tests for `asl-evaluate` on the real ActivityNet and THUMOS14 annotation files."""
 
 import csv
 import json
@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from asl_jax import evaluate
+from asl_jax.evaluation import scoring as evaluate
 from asl_jax.evaluation.metrics import TIOU_PRESETS, GroundTruth, Predictions, compute_map
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -20,10 +20,16 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 ANET_SAMPLE_AVERAGE_MAP = 0.9773877105331772
 
 
-def _run(argv, capsys) -> tuple[int, str, str]:
-  code = evaluate.main([str(a) for a in argv])
-  out, err = capsys.readouterr()
-  return code, out, err
+def _run(argv, capsys=None) -> tuple[int, str, str]:
+  """The command as a user runs it (its own process: absl flags are process-global)."""
+  proc = subprocess.run(
+    [sys.executable, '-m', 'asl_jax.cli.evaluate', *map(str, argv)],
+    cwd=REPO_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  return proc.returncode, proc.stdout, proc.stderr
 
 
 def _anet_independent(annotations_dir: pathlib.Path):
@@ -177,7 +183,7 @@ def test_bad_prediction_file_exits_2_naming_the_video(annotations_dir, tmp_path)
     [
       sys.executable,
       '-m',
-      'asl_jax.evaluate',
+      'asl_jax.cli.evaluate',
       *map(str, _thumos_args(annotations_dir, pred, tmp_path / 'm.json')),
     ],
     cwd=REPO_ROOT,
@@ -249,9 +255,8 @@ def test_input_errors_exit_2(annotations_dir, tmp_path, capsys):
     capsys,
   )  # fmt: skip
   assert code == 2 and "subset 'testing' has no ground-truth segments" in err
-  with pytest.raises(SystemExit) as exc:  # argparse's own usage errors also exit with 2.
-    evaluate.main(['--gt', str(thumos), '--pred', str(pred)])
-  assert exc.value.code == 2
+  code, _, err = _run(['--gt', thumos, '--pred', pred])  # Flag errors also exit with 2.
+  assert code == 2 and 'tiou' in err
   code, _, err = _run(
     ['--gt', thumos, '--pred', pred, '--subset', 'test', '--tiou', '0.3:0.7'], capsys
   )

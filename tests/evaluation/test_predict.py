@@ -1,4 +1,4 @@
-"""``python -m asl_jax.predict`` end to end: a 2-step checkpoint, two unseen feature files."""
+"""``asl-predict`` end to end: a 2-step checkpoint, two unseen feature files."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from asl_jax import predict
+from asl_jax import workdir as workdir_lib
+from asl_jax.train import checkpoint as checkpoint_lib
 from asl_jax.train import loop
 from tests.train.helpers import tiny_config
 
@@ -36,10 +38,7 @@ def _run_cli(config, tmp, *args):
   cmd = [
     sys.executable,
     '-m',
-    'asl_jax.predict',
-    '--config=configs/demo.py:tiny',
-    f'--config.data.annotation_file={config.data.annotation_file}',
-    f'--config.data.feature_dir={config.data.feature_dir}',
+    'asl_jax.cli.predict',
     *args,
   ]
   proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -113,18 +112,46 @@ def test_predict_cli_on_unseen_feature_files(trained):
     np.testing.assert_allclose([float(r['score']) for r in mine], [d['score'] for d in dets])
 
 
+def test_predict_needs_only_the_workdir_and_the_features(trained, tmp_path):
+  """Another machine: the workdir copied, the training annotations and features not there."""
+  config, tmp = trained
+  moved = tmp_path / 'copied_workdir'
+  shutil.copytree(tmp / 'workdir', moved)
+  saved = json.loads((moved / 'config.json').read_text())
+  saved['data']['annotation_file'] = str(tmp_path / 'not_here' / 'annotations.json')
+  saved['data']['feature_dir'] = str(tmp_path / 'not_here' / 'features')
+  (moved / 'config.json').write_text(json.dumps(saved))
+  data = json.loads(pathlib.Path(config.data.annotation_file).read_text())['database']
+  eval_id = sorted(v for v, a in data.items() if a['subset'] == config.data.eval_subset)[0]
+  inputs = tmp_path / 'new'
+  inputs.mkdir()
+  shutil.copy(pathlib.Path(config.data.feature_dir) / f'{eval_id}.npy', inputs)
+  out = tmp_path / 'pred.json'
+  _run_cli(config, tmp, f'--workdir={moved}', f'--features={inputs}', f'--out={out}')
+  results = json.loads(out.read_text())['results']
+  reference = json.loads((tmp / 'workdir' / 'detections.json').read_text())['results'][eval_id]
+  # Class names from the workdir's class_names.json, the same labels as the training run's.
+  assert [d['label'] for d in results[eval_id]] == [d['label'] for d in reference]
+  names = json.loads((moved / 'class_names.json').read_text())
+  assert sorted(names) == sorted({a['label'] for v in data.values() for a in v['annotations']})
+
+
 def test_checkpoint_paths_and_fallback_names(trained, tmp_path):
   config, tmp = trained
   workdir = tmp / 'workdir'
-  assert predict.resolve_checkpoint(workdir) == (workdir / 'checkpoints', 2)
-  assert predict.resolve_checkpoint(workdir / 'checkpoints') == (workdir / 'checkpoints', 2)
-  assert predict.resolve_checkpoint(workdir / 'checkpoints' / '1') == (workdir / 'checkpoints', 1)
+  resolve = checkpoint_lib.resolve_checkpoint
+  assert resolve(workdir) == (workdir / 'checkpoints', None)  # None: the newest readable step.
+  assert resolve(workdir / 'checkpoints') == (workdir / 'checkpoints', None)
+  assert resolve(workdir / 'checkpoints' / '1') == (workdir / 'checkpoints', 1)
+  assert checkpoint_lib.step_dirs(workdir / 'checkpoints') == [1, 2]
   with pytest.raises(FileNotFoundError, match='no checkpoint'):
-    predict.resolve_checkpoint(tmp_path)
+    resolve(tmp_path)
 
   config = config.copy_and_resolve_references()
   config.data.annotation_file = str(tmp_path / 'missing.json')
-  assert predict.class_names_of(config) == [f'class_{i}' for i in range(config.data.num_classes)]
+  assert workdir_lib.read_class_names(None, config) == [
+    f'class_{i}' for i in range(config.data.num_classes)
+  ]
 
 
 def test_restore_rejects_a_config_of_another_model(trained):
@@ -144,7 +171,7 @@ def test_restore_rejects_a_config_of_another_model(trained):
     )['params']
   )
   with pytest.raises(ValueError, match='does not match the model'):
-    predict.restore_params(tmp / 'workdir', template)
+    checkpoint_lib.restore_params(tmp / 'workdir', template)
 
 
 def test_feature_inputs(tmp_path):

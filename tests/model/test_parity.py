@@ -68,7 +68,7 @@ def _run_cli(path: pathlib.Path) -> subprocess.CompletedProcess:
     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
   )
   # --nograds: the gradients are checked in-process above; the exit code depends on the forward.
-  cmd = [sys.executable, '-m', 'asl_jax.tools.parity', f'--fixture={path}', '--nograds']
+  cmd = [sys.executable, '-m', 'asl_jax.cli.parity', f'--fixture={path}', '--nograds']
   return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 

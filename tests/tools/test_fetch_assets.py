@@ -2,11 +2,24 @@
 
 import io
 import shutil
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 
 from asl_jax.tools import fetch_assets
+
+
+def _cli(*argv) -> tuple[int, str, str]:
+  """``asl-fetch-assets`` as a user runs it."""
+  proc = subprocess.run(
+    [sys.executable, '-m', 'asl_jax.cli.fetch_assets', *map(str, argv)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  return proc.returncode, proc.stdout, proc.stderr
 
 # Shared file -> the name its manifest gives it.
 SHARED_AS = {
@@ -36,18 +49,17 @@ def _copy_shared(annotations_dir, name, out):
 
 
 @pytest.mark.parametrize('name', sorted(SHARED_AS))
-def test_verify_only_accepts_the_shared_files(annotations_dir, tmp_path, name, capsys):
+def test_verify_only_accepts_the_shared_files(annotations_dir, tmp_path, name):
   _copy_shared(annotations_dir, name, tmp_path)
-  assert fetch_assets.main([name, '--out', str(tmp_path), '--verify_only']) == 0
   reports = fetch_assets.fetch(name, tmp_path, verify_only=True)
   assert {r.file for r in reports if r.status == 'ok'} == set(SHARED_AS[name].values())
   assert all(r.status == 'manual' for r in reports if r.file not in SHARED_AS[name].values())
-  assert '0 missing or bad' in capsys.readouterr().out
+  assert not any(r.failed for r in reports)
 
 
-def test_manual_download_message_says_where_from_and_where_to(tmp_path, capsys):
-  assert fetch_assets.main(['ego4d', '--out', str(tmp_path), '--verify_only']) == 1  # No json.
-  out = capsys.readouterr().out
+def test_manual_download_message_says_where_from_and_where_to(tmp_path):
+  code, out, _ = _cli('ego4d', f'--out={tmp_path}', '--verify_only')
+  assert code == 1  # No json.
   assert 'MANUAL   egovlp/<clip_uid>.pt: get it from: EgoVLP repository' in out
   assert f'put it at:   {tmp_path / "egovlp/<clip_uid>.pt"}' in out
   assert 'layout:      torch tensor [T, 256]' in out
@@ -59,7 +71,8 @@ def test_a_file_with_the_wrong_checksum_fails(annotations_dir, tmp_path):
   (tmp_path / 'thumos14.json').write_text('{}')
   (report,) = [r for r in fetch_assets.fetch('thumos14', tmp_path) if r.file == 'thumos14.json']
   assert report.status == 'bad' and 'sha256' in report.message
-  assert fetch_assets.main(['thumos14', '--out', str(tmp_path)]) == 1
+  code, out, _ = _cli('thumos14', f'--out={tmp_path}', '--verify_only')
+  assert code == 1 and '1 missing or bad' in out
 
 
 def test_download_is_verified_then_kept(annotations_dir, tmp_path, monkeypatch):
@@ -71,7 +84,8 @@ def test_download_is_verified_then_kept(annotations_dir, tmp_path, monkeypatch):
     return io.BytesIO(payload)
 
   monkeypatch.setattr(urllib.request, 'urlopen', fake_urlopen)
-  assert fetch_assets.main(['charades', '--out', str(tmp_path)]) == 0
+  statuses = {r.file: r.status for r in fetch_assets.fetch('charades', tmp_path)}
+  assert statuses['charades.json'] == 'fetched'
   assert (tmp_path / 'charades.json').read_bytes() == payload
   assert urls == [
     'https://raw.githubusercontent.com/MCG-NJU/PointTAD/'
@@ -91,6 +105,6 @@ def test_a_corrupt_download_is_not_kept(tmp_path, monkeypatch):
   assert list(tmp_path.iterdir()) == []  # Neither the file nor its .part.
 
 
-def test_unknown_manifest(capsys):
-  assert fetch_assets.main(['no_such_benchmark']) == 2
-  assert 'thumos14' in capsys.readouterr().err
+def test_unknown_manifest():
+  code, _, err = _cli('no_such_benchmark')
+  assert code == 2 and 'thumos14' in err and 'Traceback' not in err

@@ -55,7 +55,7 @@ def state_dict(random_params):
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  cmd = [sys.executable, '-m', 'asl_jax.tools.import_torch', f'--config={CONFIG}', *args]
+  cmd = [sys.executable, '-m', 'asl_jax.cli.import_torch', f'--config={CONFIG}', *args]
   return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -1,6 +1,6 @@
 """Validates a dataset and writes it as TFDS shards (one example per video) for the tf.data input.
 
-python -m asl_jax.tools.build_dataset --config=configs/custom.py \
+asl-build-dataset --config=custom.py \
     --config.data.annotation_file=... --config.data.feature_dir=... \
     [--out DIR] [--skip_bad] [--overwrite] [--encoding=bytes|zlib] [--num_shards=N]
 
@@ -9,25 +9,24 @@ Every annotation schema, feature format and geometry the config-driven file load
 loading produces for the same config: features after downsample_rate / force_upsampling / the
 concatenation of several sets, segments in seconds and grid units, labels as the config says.
 
-The validator (asl_jax.tools.validate_data; same tolerance flags, --strict included) runs first:
+The validator (asl-validate; same tolerance flags, --strict included) runs first:
 with problems the build is refused and the report printed, unless --skip_bad, which leaves the
 bad videos out and lists them with the reasons in DIR/skipped.json. The shards land in
 DIR/asl_features/2.0.0 (default DIR: data.tfds_dir, else the annotation file's folder + '/tfds');
 DIR may be gs://. Nothing is downloaded.
 """
 
-import logging
-import os
+from __future__ import annotations
+
 import sys
 from typing import Any
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from asl_jax.data import storage  # noqa: E402
-from asl_jax.tools import validate_data  # noqa: E402
+from asl_jax.cli import common
+from asl_jax.cli import flags as cli_flags
+from asl_jax.cli import validate as validate_data
+from asl_jax.data import storage
 
 _FLAGS: dict[str, Any] = {}
 
@@ -44,7 +43,7 @@ def default_out_dir(data_config) -> str:
 
 def _define_flags() -> None:
   """Defined only when run as a program (see validate_data._define_flags)."""
-  _FLAGS['config'] = config_flags.DEFINE_config_file('config', None, 'Config file (configs/X.py).')
+  _FLAGS['config'] = cli_flags.define_config()
   _FLAGS['out'] = flags.DEFINE_string('out', None, 'TFDS data dir (default: see module doc).')
   _FLAGS['skip_bad'] = flags.DEFINE_bool(
     'skip_bad', False, 'Leave out videos with problems (listed in OUT/skipped.json).'
@@ -61,10 +60,7 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.getLogger().setLevel(logging.WARNING)
-  logging.getLogger('asl_jax').setLevel(logging.INFO)
+  del argv
   from asl_jax.data import tfds_builder  # Imports TensorFlow: after flag parsing keeps --help fast.
 
   tfds_builder.tfds.disable_progress_bar()
@@ -90,6 +86,10 @@ def main(argv: list[str]) -> None:
   print(f'built {path}\n  splits: {splits}\n  skipped videos: {len(skipped)}')
 
 
-if __name__ == '__main__':
+def run() -> None:
   _define_flags()
-  app.run(main)
+  common.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,11 +1,9 @@
-r"""Figures of a training run, as PNG files or TensorBoard images.
+"""Figures of a training run, as PNG files or TensorBoard images.
 
-python -m asl_jax.visualize --workdir=workdirs/demo [--config=configs/demo.py] \
-  [--video=VIDEO_ID ...] [--out=DIR] [--max_videos=3] [--use_raw_weights]
-
-Reads the workdir's ``config.json`` (or ``--config``), its latest checkpoint (EMA weights unless
-``--use_raw_weights``), ``metrics.jsonl`` and ``detections.json`` (the detector is run for the
-videos it lacks) and writes into ``DIR`` (default ``WORKDIR/figures``):
+:func:`visualize_workdir` (the ``asl-visualize`` command) reads the workdir's ``config.json`` (or
+``--config``), its latest checkpoint (EMA weights unless ``--use_raw_weights``), ``metrics.jsonl``
+and ``detections.json`` (the detector is run for the videos it lacks) and writes into ``DIR``
+(default ``WORKDIR/figures``):
 
   training_curves.png       every loss term, learning rate, gradient norm, Gaussian means by step
   class_gaussians.png       the learned class-level Gaussians (curves over d, mu +- sigma table)
@@ -28,21 +26,18 @@ import functools
 import json
 import logging
 import os
-import types
 from collections.abc import Mapping, Sequence
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import jax
+import ml_collections
+import numpy as np
+from etils import epath
+from matplotlib.figure import Figure
 
-import jax  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-from etils import epath  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from asl_jax.data import pipeline  # noqa: E402
-from asl_jax.evaluation import evaluator as evaluator_lib  # noqa: E402
-from asl_jax.evaluation import metrics as metrics_lib  # noqa: E402
-from asl_jax.visualization import (  # noqa: E402
+from asl_jax.data import pipeline
+from asl_jax.evaluation import evaluator as evaluator_lib
+from asl_jax.evaluation import metrics as metrics_lib
+from asl_jax.visualization import (
   precision_recall,
   render,
   sensitivity,
@@ -178,10 +173,10 @@ def build_figures(
     show_videos = shown_videos(eval_videos, max_videos)
   missing = [v for v in [*eval_videos, *show_videos] if v.video_id not in detections]
   if missing:
-    from asl_jax.train import loop  # The evaluator's settings live with the training code.
+    from asl_jax.train.build import build_detector
 
     unique = list({v.video_id: v for v in missing}.values())
-    detections.update(loop.build_detector(config, model).detect(params, unique))
+    detections.update(build_detector(config, model).detect(params, unique))
 
   figures = {}
   if history:
@@ -319,13 +314,15 @@ def visualize_workdir(
   use_raw_weights: bool = False,
 ) -> list[epath.Path]:
   """What the command line does: figures of ``workdir``'s latest checkpoint."""
-  from asl_jax import configuration, export, predict
-  from asl_jax.model.build import build_model
+  from asl_jax import configuration
+  from asl_jax import workdir as workdir_lib
+  from asl_jax.model.build import build_model, params_template
+  from asl_jax.train import checkpoint as checkpoint_lib
 
-  config = export.workdir_config(workdir, config)
+  config = workdir_lib.read_config(workdir, config)
   model = build_model(config)
-  params = predict.restore_params(
-    workdir, export.params_template(model, config), use_raw_weights=use_raw_weights
+  params, _, _ = checkpoint_lib.restore_params(
+    workdir, params_template(model, config), use_raw_weights=use_raw_weights
   )
   eval_videos, annotations = pipeline.load_split_from_config(
     config.data, configuration.parse_subsets(config.data.eval_subset)
@@ -352,45 +349,3 @@ def visualize_workdir(
     show_videos=show,
     max_videos=max_videos,
   )
-
-
-def _define_flags() -> types.SimpleNamespace:
-  from absl import flags
-  from ml_collections import config_flags
-
-  holders = types.SimpleNamespace(
-    workdir=flags.DEFINE_string('workdir', None, 'Training workdir.'),
-    config=config_flags.DEFINE_config_file(
-      'config', None, 'Config of the run (default: the workdir config.json).'
-    ),
-    video=flags.DEFINE_multi_string('video', [], 'Video id for the per-video figures.'),
-    out=flags.DEFINE_string('out', None, 'Output folder (default: WORKDIR/figures).'),
-    max_videos=flags.DEFINE_integer('max_videos', 3, 'Videos shown when --video is not given.'),
-    use_raw_weights=flags.DEFINE_bool('use_raw_weights', False, 'Raw weights instead of EMA.'),
-  )
-  flags.mark_flags_as_required(['workdir'])
-  return holders
-
-
-def main(argv, args: types.SimpleNamespace) -> None:
-  from absl import app
-
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.getLogger().setLevel(logging.WARNING)
-  logging.getLogger('asl_jax').setLevel(logging.INFO)
-  paths = visualize_workdir(
-    args.workdir.value,
-    config=args.config.value,
-    video_ids=args.video.value,
-    out_dir=args.out.value,
-    max_videos=args.max_videos.value,
-    use_raw_weights=args.use_raw_weights.value,
-  )
-  print('\n'.join(str(p) for p in paths))
-
-
-if __name__ == '__main__':
-  from absl import app
-
-  app.run(functools.partial(main, args=_define_flags()))

@@ -1,15 +1,26 @@
-"""`python -m asl_jax.evaluate`: mAP of an ActivityNet-format results file against ground truth."""
+"""mAP of an ActivityNet-format results file against a ground-truth file (``asl-evaluate``).
+
+The rules, each counted and reported, never silent:
+* Videos: a predicted id matches a GT id if equal, else if adding or removing a leading 'v_' makes
+  it equal (ActivityNet's BSN files write 'v_<id>', its results files '<id>'). Predictions on a
+  video the GT file does not know, or on a video of another subset, are false positives, as in
+  ActivityNet's evaluator.
+* Labels are matched by class name; a name the GT does not define is ignored. Predictions of a
+  class without GT in the subset are ignored too (compute_map's rule).
+* The subset is compared case-insensitively and may list several subsets (a,b). Without it the GT
+  must have a single subset: with several, the choice would silently decide what a number means.
+* GT cleaning: 'none' (default) evaluates every GT segment as written, as ActivityNet's official
+  evaluator does; 'duplicates' removes repeated GT segments (ASL's ANETdetection); 'full' applies
+  the training loader's cleaning (drop empty and late segments, clip, remove duplicates).
+"""
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
-import inspect
 import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -208,7 +219,8 @@ def evaluate_files(
   return result, report
 
 
-def _summary(report: dict) -> str:
+def summary_text(report: dict) -> str:
+  """The counts of a report, in words, for the command line."""
   c = report['counts']
   lines = [
     f'ground truth: {c["gt_segments"]} segments of {c["gt_classes"]} classes in '
@@ -233,77 +245,3 @@ def _summary(report: dict) -> str:
     )
   lines.append(f'average mAP: {report["average_mAP"]!r}')
   return '\n'.join(lines)
-
-
-def _parser() -> argparse.ArgumentParser:
-  """argparse rather than absl flags, so that main(argv) can run repeatedly within one process."""
-  parser = argparse.ArgumentParser(
-    prog='python -m asl_jax.evaluate',
-    description=__doc__.splitlines()[0],
-    epilog=inspect.cleandoc(main.__doc__).split('\n', 2)[2],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-  )
-  parser.add_argument('--gt', required=True, help='ground-truth annotation file')
-  parser.add_argument('--pred', required=True, help='ActivityNet-format results file')
-  parser.add_argument('--subset', help='subset(s) to evaluate, comma-separated, any case')
-  tiou = parser.add_mutually_exclusive_group(required=True)
-  tiou.add_argument('--tiou', help='A:B:N (np.linspace) or T1,T2,...')
-  tiou.add_argument('--tiou-preset', choices=sorted(metrics.TIOU_PRESETS))
-  parser.add_argument('--gt-video-info', help="BSN's video_info.csv (BSN ground truth)")
-  parser.add_argument('--gt-action-names', help='class names, one per line after a header')
-  parser.add_argument(
-    '--gt-cleaning', choices=('none', 'duplicates', 'full'), default='none', help='see below'
-  )
-  parser.add_argument('--out', help='write the metrics and counts as JSON here')
-  return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  """Runs the evaluation; returns the exit status (2 for bad inputs, after one clear message).
-
-  Ground truth: any file `data.annotations.load_annotations` reads (ActivityNet's official file,
-  ActionFormer's, flat, super-events; BSN's with --gt-video-info). Predictions:
-  `{"results": {vid: [{"segment": [s, e], "label": name, "score": x}]}}`.
-
-  Rules (each is counted and reported, never silent):
-  * Videos: a predicted id matches a GT id if equal, else if adding or removing a leading 'v_' makes
-    it equal (ActivityNet's BSN files write 'v_<id>', its results files '<id>'). Predictions on a
-    video the GT file does not know, or on a video of another subset, are false positives, as in
-    ActivityNet's evaluator.
-  * Labels are matched by class name; a name the GT does not define is ignored. Predictions of a
-    class without GT in the subset are ignored too (compute_map's rule).
-  * --subset is compared case-insensitively and may list several subsets (a,b). Without it the GT
-    must have a single subset: with several, the choice would silently decide what a number means.
-  * --gt-cleaning: 'none' (default) evaluates every GT segment as written, as ActivityNet's official
-    evaluator does; 'duplicates' removes repeated GT segments (ASL's ANETdetection); 'full' applies
-    the training loader's cleaning (drop empty and late segments, clip, remove duplicates).
-  Errors in the inputs print one message naming the file and video and exit with status 2.
-  """
-  args = _parser().parse_args(argv)
-  try:
-    if args.tiou is not None:
-      tious = parse_tious(args.tiou)
-    else:
-      tious = metrics.TIOU_PRESETS[args.tiou_preset]
-    result, report = evaluate_files(
-      args.gt,
-      args.pred,
-      tious=tious,
-      subset=args.subset,
-      video_info_csv=args.gt_video_info,
-      action_names_csv=args.gt_action_names,
-      gt_cleaning=args.gt_cleaning,
-    )
-    print(result.format_table())
-    print(_summary(report))
-    if args.out:
-      with open(args.out, 'w', encoding='utf-8') as f:
-        json.dump(report, f, indent=1)
-  except (OSError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

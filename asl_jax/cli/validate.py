@@ -1,6 +1,6 @@
 """Checks a dataset (annotations + features) against a config and prints every problem found.
 
-python -m asl_jax.tools.validate_data --config=configs/custom.py \
+asl-validate --config=custom.py \
     --config.data.annotation_file=... --config.data.feature_dir=... [--all] [--json report.json] \
     [--show_warnings] [--strict]
 
@@ -14,21 +14,23 @@ steps, whichever is larger), malformed fields, label ids outside [0, num_classes
 the class list, conflicting label names; for the file: subset names of the config that match no
 video, settings that cannot apply, anything the real loader still refuses. Segments the loader
 repairs (zero length: dropped; outside [0, duration]: clipped) are warnings, counted under the
-table (--show_warnings lists them; --strict makes them problems). Exits 1 when there is any
-problem, so it can gate a build or a training job.
+table (--show_warnings lists them; --strict makes them problems). After the table: the
+label-assignment coverage of the training split (actions that get no positive point, and why);
+--suggest adds the config values that fit the files, with their evidence and coverage, as
+ready-to-paste --config.* flags. Exits 1 when there is any
+problem, so it can gate a build or a training job (python -m asl_jax.cli.validate, or
+``asl-validate`` of earlier releases, take the same flags).
 """
 
+from __future__ import annotations
+
 import json
-import os
-import sys
 from typing import Any
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from asl_jax.data import storage, validation  # noqa: E402
+from asl_jax.cli import common
+from asl_jax.cli import flags as cli_flags
 
 _FLAGS: dict[str, Any] = {}
 
@@ -59,32 +61,46 @@ def tolerances(registry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _define_flags() -> None:
-  """Defined only when run as a program, so importing this module never clashes with another
-  program's ``--config``."""
-  _FLAGS['config'] = config_flags.DEFINE_config_file('config', None, 'Config file (configs/X.py).')
+  """Defined when run as a program: build_dataset imports the tolerance flags alone."""
+  _FLAGS['config'] = cli_flags.define_config()
   _FLAGS['all'] = flags.DEFINE_bool('all', False, 'List every video, not only those with problems.')
   _FLAGS['json'] = flags.DEFINE_string('json', None, 'Also write the report as JSON here.')
   _FLAGS['show_warnings'] = flags.DEFINE_bool(
     'show_warnings', False, 'List every warning in the table, not only their counts.'
   )
+  _FLAGS['suggest'] = flags.DEFINE_bool(
+    'suggest',
+    False,
+    'Also propose the config values that fit the files (feature geometry, max_seq_len, pyramid, '
+    'regression ranges, window), with the evidence, as --config.* flags.',
+  )
   define_tolerance_flags(_FLAGS)
   flags.mark_flags_as_required(['config'])
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def main(argv: list[str]) -> int:
+  del argv
+  from asl_jax.data import storage, suggest, validation
+
   report = validation.validate_from_config(_FLAGS['config'].value.data, **tolerances(_FLAGS))
   table = report.format_table(
     all_videos=_FLAGS['all'].value, show_warnings=_FLAGS['show_warnings'].value
   )
   print(table)
+  extra, extra_json = suggest.after_validation(
+    _FLAGS['config'].value, report, suggest=_FLAGS['suggest'].value
+  )
+  print(extra)
   if _FLAGS['json'].value:
     with storage.open_file(_FLAGS['json'].value, 'w') as f:
-      json.dump(report.to_json(), f, indent=1)
-  sys.exit(0 if report.ok else 1)
+      json.dump({**report.to_json(), **extra_json}, f, indent=1)
+  return 0 if report.ok else 1
+
+
+def run() -> None:
+  _define_flags()
+  common.run(main)
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  run()
