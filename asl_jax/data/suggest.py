@@ -323,9 +323,13 @@ def after_validation(config, report, *, suggest: bool = False) -> tuple[str, dic
   lines.append(current.format_table())
   out['coverage'] = current.to_json()
   if suggest:
-    suggestion = suggest_from_config(
-      config, lengths, input_dim=max(set(dims), key=dims.count) if dims else None
-    )
+    try:
+      suggestion = suggest_from_config(
+        config, lengths, input_dim=max(set(dims), key=dims.count) if dims else None
+      )
+    except ValueError as e:  # No video with features and a duration, or no actions.
+      lines += ['', f'no suggestion: {e}']
+      return '\n'.join(lines), {**out, 'suggestion_error': str(e)}
     proposed = coverage.coverage_from_config(apply(config, suggestion), lengths=lengths)
     lines += ['', suggestion.format(), '', f'With the suggested values: {proposed.summary()}']
     out['suggestion'] = suggestion.to_json()

@@ -106,3 +106,24 @@ def test_flags_round_trip_into_a_config():
 def test_no_usable_video():
   with pytest.raises(ValueError, match='no video'):
     suggest.suggest_config([_record(0, 10.0, 1.0, [[1, 2]])], {})
+
+
+def test_after_validation_without_features(tmp_path):
+  from asl_jax.data.validation_report import ValidationReport, VideoSummary
+
+  database = {
+    'v1': {
+      'subset': 'validation',
+      'duration': 10.0,
+      'fps': 10.0,
+      'annotations': [{'segment': [2.0, 4.0], 'label': 'a', 'label_id': 0}],
+    }
+  }
+  (tmp_path / 'ann.json').write_text(json.dumps({'database': database}))
+  config = custom.get_config()
+  config.data.annotation_file = str(tmp_path / 'ann.json')
+  report = ValidationReport(str(tmp_path / 'ann.json'), [VideoSummary('v1')], [], {})
+  text, out = suggest.after_validation(config, report, suggest=True)
+  assert '0 of 0 actions' in text and '1 videos without features left out' in text
+  assert 'no suggestion: no video has both a positive duration and a feature length' in text
+  assert out['coverage']['skipped_videos'] == 1 and 'suggestion_error' in out
