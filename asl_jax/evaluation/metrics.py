@@ -305,38 +305,33 @@ def _true_positives(pairs: _Pairs, grp: np.ndarray, gt_group: np.ndarray, tious)
   return tp
 
 
-def compute_map(
+@dataclasses.dataclass(frozen=True)
+class Matching:
+  """The greedy matching behind the mAP: TP flags of every detection of a GT class, class-major
+  and in stable descending score order, and Recall@kx. :func:`compute_map` and the PR-curve
+  figure both read it, so the curves' areas are the reported APs by construction."""
+
+  tious: np.ndarray  # [T].
+  class_ids: np.ndarray  # [C] label ids present in the ground truth.
+  npos: np.ndarray  # [C] GT segments per class (float64).
+  tp: np.ndarray  # [T, N] bool, N = detections of GT classes (class-major, score order).
+  bounds: np.ndarray  # [C + 1]: class c's detections are tp[:, bounds[c]:bounds[c + 1]].
+  recall: np.ndarray  # [T, K, C] Recall@kx per class, K = len(recall_topk).
+  recall_topk: tuple[int, ...]
+
+  def class_tp(self, c: int) -> np.ndarray:
+    """[T, n_c] TP flags of class index ``c``'s detections, score order."""
+    return self.tp[:, self.bounds[c] : self.bounds[c + 1]]
+
+
+def match_detections(
   gt: GroundTruth,
   preds: Predictions,
   tious: Sequence[float],
   *,
-  class_names: Sequence[str] | None = None,
   recall_topk: Sequence[int] = (1, 5),
-) -> MAPResult:
-  """Per-class AP at each tIoU threshold, mAP and ActionFormer's Recall@kx.
-
-  Semantics are ActivityNet's `compute_average_precision_detection` (= ActionFormer's), see
-  docs/reference-eval-nms.md §4, with these choices where the references are ill-defined:
-  * Ties: predictions of a class are ordered by a stable descending sort of the score (equal
-    scores keep input order, earlier first), and a prediction's candidate GT by descending IoU
-    with NaN first and equal IoU in input order. The references' unstable `argsort()[::-1]` makes
-    tie order platform-dependent; on tie-free inputs results agree with them bit for bit.
-  * Predictions whose label has no GT in `gt` are ignored: they count nowhere (ActivityNet raises
-    KeyError, ActionFormer mis-assigns them to another class).
-  * Classes are the labels present in `gt`; a class without predictions has AP 0.
-  * IoU is float64 without epsilon; two zero-length segments have IoU NaN, which the reference
-    treats as passing every threshold, and so do we.
-
-  Args:
-    gt: ground truth of the evaluated subset (non-empty).
-    preds: detections; videos or labels absent from `gt` are allowed.
-    tious: tIoU thresholds [T], e.g. `TIOU_PRESETS['activitynet']`.
-    class_names: names indexed by label id, stored in the result for reports.
-    recall_topk: the k of Recall@kx.
-
-  Returns:
-    A MAPResult; mAP averages over classes, `average_map` over thresholds.
-  """
+) -> Matching:
+  """ActivityNet's greedy matching at every threshold (rules: :func:`compute_map`)."""
   tious = np.asarray(tious, dtype=np.float64).reshape(-1)
   if tious.size == 0 or not np.all(np.isfinite(tious)):
     raise ValueError(f'tious must be a non-empty list of finite thresholds, got {tious}')
@@ -385,11 +380,54 @@ def compute_map(
   tp = np.zeros((len(tious), len(kept)), dtype=bool)
   tp[:, np.flatnonzero(has_group)] = _true_positives(pairs, grp, gt_group, tious)
 
-  ap = np.zeros((len(tious), len(class_ids)))
   bounds = np.searchsorted(p_class, np.arange(len(class_ids) + 1))
+  return Matching(tious, class_ids, npos, tp, bounds, recall, recall_topk)
+
+
+def compute_map(
+  gt: GroundTruth,
+  preds: Predictions,
+  tious: Sequence[float],
+  *,
+  class_names: Sequence[str] | None = None,
+  recall_topk: Sequence[int] = (1, 5),
+) -> MAPResult:
+  """Per-class AP at each tIoU threshold, mAP and ActionFormer's Recall@kx.
+
+  Semantics are ActivityNet's `compute_average_precision_detection` (= ActionFormer's), see
+  docs/reference-eval-nms.md §4, with these choices where the references are ill-defined:
+  * Ties: predictions of a class are ordered by a stable descending sort of the score (equal
+    scores keep input order, earlier first), and a prediction's candidate GT by descending IoU
+    with NaN first and equal IoU in input order. The references' unstable `argsort()[::-1]` makes
+    tie order platform-dependent; on tie-free inputs results agree with them bit for bit.
+  * Predictions whose label has no GT in `gt` are ignored: they count nowhere (ActivityNet raises
+    KeyError, ActionFormer mis-assigns them to another class).
+  * Classes are the labels present in `gt`; a class without predictions has AP 0.
+  * IoU is float64 without epsilon; two zero-length segments have IoU NaN, which the reference
+    treats as passing every threshold, and so do we.
+
+  Args:
+    gt: ground truth of the evaluated subset (non-empty).
+    preds: detections; videos or labels absent from `gt` are allowed.
+    tious: tIoU thresholds [T], e.g. `TIOU_PRESETS['activitynet']`.
+    class_names: names indexed by label id, stored in the result for reports.
+    recall_topk: the k of Recall@kx.
+
+  Returns:
+    A MAPResult; mAP averages over classes, `average_map` over thresholds.
+  """
+  m = match_detections(gt, preds, tious, recall_topk=recall_topk)
+  tious, class_ids, npos, recall, recall_topk = (
+    m.tious,
+    m.class_ids,
+    m.npos,
+    m.recall,
+    m.recall_topk,
+  )
+  ap = np.zeros((len(tious), len(class_ids)))
   for c in range(len(class_ids)):
-    if bounds[c + 1] > bounds[c]:
-      ap[:, c] = _interpolated_ap(tp[:, bounds[c] : bounds[c + 1]], npos[c])
+    if m.bounds[c + 1] > m.bounds[c]:
+      ap[:, c] = _interpolated_ap(m.class_tp(c), npos[c])
   mean_ap = ap.mean(axis=1)
   mean_recall = recall.mean(axis=2)
   return MAPResult(

@@ -1,8 +1,8 @@
-"""Precision-recall curves per class and tIoU, and per-class AP bars, with the mAP's matching rules.
+"""Precision-recall curves per class and tIoU, and per-class AP bars, from the mAP's own matching.
 
-The matching follows :func:`asl_jax.evaluation.metrics.compute_map` (ActivityNet's greedy rule,
-stable score order, NaN IoU first), so the area under each curve, interpolated as VOC does, is
-the per-class AP that ``compute_map`` reports; a test checks that.
+The TP flags come from :func:`asl_jax.evaluation.metrics.match_detections`, the routine behind
+``compute_map`` (ActivityNet's greedy rule, stable score order, NaN IoU first), so the area under
+each curve, interpolated as VOC does, is the per-class AP that ``compute_map`` reports.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-from asl_jax.evaluation.metrics import GroundTruth, Predictions
+from asl_jax.evaluation.metrics import GroundTruth, Predictions, match_detections
 from asl_jax.visualization import render
 
 
@@ -28,37 +28,6 @@ class PRCurves:
   precision: list[list[np.ndarray]]  # [T][C] -> [n_c] precision after each detection of class c.
   recall: list[list[np.ndarray]]  # [T][C] -> [n_c].
   ap: np.ndarray  # [T, C] VOC all-point interpolated AP (equals compute_map's per-class AP).
-
-
-def _true_positives(gt: GroundTruth, preds: Predictions, label: int, tious: np.ndarray):
-  """[T, n] TP flags of class ``label``'s detections in stable descending score order."""
-  gt_idx = np.flatnonzero(gt.labels == label)
-  by_video: dict[str, np.ndarray] = {}
-  for vid in np.unique(gt.video_ids[gt_idx]):
-    by_video[vid] = gt_idx[gt.video_ids[gt_idx] == vid]  # GT order kept: it breaks IoU ties.
-  idx = np.flatnonzero(preds.labels == label)
-  idx = idx[np.argsort(-preds.scores[idx], kind='stable')]
-  tp = np.zeros((len(tious), len(idx)), bool)
-  locked = {vid: np.zeros((len(tious), len(g)), bool) for vid, g in by_video.items()}
-  for n, p in enumerate(idx):
-    gts = by_video.get(preds.video_ids[p])
-    if gts is None:
-      continue
-    ps, pe, gs, ge = preds.starts[p], preds.ends[p], gt.starts[gts], gt.ends[gts]
-    inter = (np.minimum(pe, ge) - np.maximum(ps, gs)).clip(0)
-    with np.errstate(divide='ignore', invalid='ignore'):
-      iou = inter / ((ge - gs) + (pe - ps) - inter)
-    order = np.lexsort((np.arange(len(gts)), np.where(np.isnan(iou), -np.inf, -iou)))
-    lock = locked[preds.video_ids[p]]
-    for t, thr in enumerate(tious):
-      for j in order:
-        if iou[j] < thr:  # NaN (two zero-length segments) passes, as in the reference.
-          break
-        if lock[t, j]:
-          continue
-        lock[t, j] = tp[t, n] = True
-        break
-  return tp
 
 
 def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
@@ -74,14 +43,14 @@ def precision_recall_curves(
   gt: GroundTruth, preds: Predictions, tious: Sequence[float]
 ) -> PRCurves:
   """Per tIoU and GT class: precision and recall after each of the class's detections."""
-  tious = np.asarray(tious, np.float64).reshape(-1)
-  class_ids = np.unique(gt.labels)
+  matching = match_detections(gt, preds, tious, recall_topk=())
+  tious, class_ids = matching.tious, matching.class_ids
   precision = [[None] * len(class_ids) for _ in tious]
   recall = [[None] * len(class_ids) for _ in tious]
   ap = np.zeros((len(tious), len(class_ids)))
-  for c, label in enumerate(class_ids):
-    npos = float(np.sum(gt.labels == label))
-    tp = _true_positives(gt, preds, int(label), tious)
+  for c in range(len(class_ids)):
+    npos = matching.npos[c]
+    tp = matching.class_tp(c)
     tp_cum = np.cumsum(tp, axis=1).astype(np.float64)
     fp_cum = np.cumsum(~tp, axis=1).astype(np.float64)
     for t in range(len(tious)):
