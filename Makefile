@@ -10,10 +10,13 @@ export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: venv demo test lint format bench clean
 
-$(STAMP): requirements.txt
+# The pinned set, then the checkout itself, editable and changing no pin: that puts the console
+# scripts (asl-train, ...) in $(BIN).
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)
@@ -22,10 +25,15 @@ venv: $(STAMP)
 # evaluates it and prints the mAP table. Artefacts land in $(DEMO_WORKDIR).
 demo: venv
 	rm -rf $(DEMO_WORKDIR)
-	time $(BIN)/python -m asl_jax.main --config=configs/demo.py --workdir=$(DEMO_WORKDIR)
+	time $(BIN)/python -m asl_jax.cli.train --config=demo.py --workdir=$(DEMO_WORKDIR)
 
 test: venv
 	$(BIN)/python -m pytest
+
+# Speed and memory benchmarks -> bench/RESULTS.md (~1 h on 2 cores), e.g.
+# make bench BENCH_ARGS="--quick --only bench_evaluation --out_dir /tmp/bench".
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -6,21 +6,24 @@ python -m launch.sweep --config=configs/multithumos_i3d.py --sweep=table5 [--see
 Sweeps (configs/ablations.py defines the rows and values; the default row is the full ASL model):
   table5  components: class-level / instance-level sensitivity and ASCL, alone, paired, none, all
   table6  classification / localisation Gaussians: none, fixed, learnable
-  table7  localisation Gaussians: one, two (start / end), one shared by every sub-task
+  table7  Gaussians: one or two for classification x one or two (start / end) for
+          localisation, and one shared by every sub-task
   lambda  train.contrastive_weight in 0.1 .. 0.4 (Fig. 3)
   delta   train.contrastive_delta in 0.1 .. 0.4 (Fig. 3)
   theta   model.channel_theta in 0, 0.1, 0.2, 0.3
 Each run writes to ``WORKDIR_ROOT/<config>/<sweep>/<row>[/seed<N>]``; ``--seeds`` repeats every
 row with ``--config.seed=N``. Launchers:
-  local  ``python -m asl_jax.main --config=FILE:VARIANT --workdir=DIR --config.k=v``
+  local  ``PYTHON -m asl_jax.cli.train --config=FILE:VARIANT --workdir=DIR --config.k=v``
   gpu    the same arguments through ``bash launch/gpu_local.sh`` (installs the CUDA jax, one GPU)
-  tpu    ``python launch/tpu_pod.py --tpu=... --zone=... --accelerator_type=... ...`` (needs
+  tpu    ``PYTHON launch/tpu_pod.py --tpu=... --zone=... --accelerator_type=... ...`` (needs
          --tpu, --zone, --accelerator_type; --workdir_root should be gs://; runs one after the
          other on the slice, so the install step runs only for the first one). TPU slices need a
          global batch divisible by their device count: pass --config.train.batch_size=N.
 Trailing ``--config.*`` arguments are added to every command. Every run's config is loaded and its
 overrides applied before anything is printed, so a wrong variant or key fails at once. The output
-is a shell script: ``python -m launch.sweep ... > sweep.sh && bash sweep.sh``.
+is a shell script: ``python -m launch.sweep ... > sweep.sh && bash sweep.sh``. PYTHON is the
+interpreter that ran launch.sweep (``sys.executable``), so the script runs in the same venv whatever
+``python`` means in the shell that runs it.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def command(
     overrides.append(f'--config.seed={run.seed}')
   overrides += list(extra)
   if launcher == 'local':
-    return ['python', '-m', 'asl_jax.main', *args, *overrides]
+    return [sys.executable, '-m', 'asl_jax.cli.train', *args, *overrides]
   if launcher == 'gpu':
     return ['bash', 'launch/gpu_local.sh', *args, *overrides]
   if launcher == 'tpu':
@@ -149,7 +152,7 @@ def command(
       f'--{k}={tpu[k]}' for k in ('tpu', 'zone', 'accelerator_type', 'project') if tpu.get(k)
     ]
     install = [] if first else ['--skip_install']
-    return ['python', 'launch/tpu_pod.py', *flags, *args, *install, *overrides]
+    return [sys.executable, 'launch/tpu_pod.py', *flags, *args, *install, *overrides]
   raise ValueError(f'unknown launcher {launcher!r}; known: {", ".join(LAUNCHERS)}')
 
 

@@ -2,6 +2,7 @@
 
 import json
 import shlex
+import sys
 
 import pytest
 
@@ -9,7 +10,7 @@ from asl_jax import configuration
 from launch import sweep
 from tests.test_configs import load
 
-ROWS = {'table5': 6, 'table6': 5, 'table7': 3, 'lambda': 4, 'delta': 4, 'theta': 4}
+ROWS = {'table5': 6, 'table6': 5, 'table7': 5, 'lambda': 4, 'delta': 4, 'theta': 4}
 
 
 def _run_main(capsys, *argv):
@@ -43,7 +44,7 @@ def test_every_sweep_expands_and_each_command_loads(name, capsys):
   workdirs = [a for argv in commands for a in argv if a.startswith('--workdir=')]
   assert len(set(workdirs)) == len(commands)  # One folder per run.
   for argv in commands:
-    assert argv[:3] == ['python', '-m', 'asl_jax.main']
+    assert argv[:3] == [sys.executable, '-m', 'asl_jax.cli.train']  # The venv that ran the sweep.
     configuration.validate_config(_config_of(argv))
 
 
@@ -72,7 +73,8 @@ def test_base_variant_and_extra_overrides_are_kept(capsys):
     '--workdir=/runs/ego4d_egovlp_small/table7/loc_gaussians_1',
   ]
   assert all(c[-1] == '--config.train.num_epochs=2' for c in commands)
-  assert _config_of(commands[2]).model.ase.shared_gaussian
+  assert _config_of(commands[2]).model.ase.num_cls_gaussians == 2
+  assert _config_of(commands[4]).model.ase.shared_gaussian
 
 
 def test_gpu_and_tpu_launchers(capsys):
@@ -83,7 +85,8 @@ def test_gpu_and_tpu_launchers(capsys):
   tpu = ['--launcher=tpu', '--tpu=vm', '--zone=z', '--accelerator_type=v4-8']
   _, commands, _ = _run_main(capsys, '--config=configs/charades_i3d.py', '--sweep=delta', *tpu)
   assert all(
-    c[:5] == ['python', 'launch/tpu_pod.py', '--tpu=vm', '--zone=z'] + tpu[3:] for c in commands
+    c[:5] == [sys.executable, 'launch/tpu_pod.py', '--tpu=vm', '--zone=z'] + tpu[3:]
+    for c in commands
   )
   assert ['--skip_install' in c for c in commands] == [False, True, True, True]
 
