@@ -45,6 +45,7 @@ class ActionDetector(nn.Module):
   cls_gaussian: str = 'none'  # Class-level Gaussian for classification: learnable | fixed | none.
   loc_gaussian: str = 'none'  # Class-level Gaussians for localisation: learnable | fixed | none.
   num_loc_gaussians: int = 2  # 2: start and end; 1: one for both.
+  num_cls_gaussians: int = 1  # Classification Gaussians: 1, or 2 summed (Table 7).
   shared_gaussian: bool = False  # One Gaussian per class for every sub-task.
   instance_evaluator: bool = False  # Instance-level quality heads q_cls, q_loc.
   # Input embedding.
@@ -125,6 +126,7 @@ class ActionDetector(nn.Module):
         cls_mode=self.cls_gaussian,
         loc_mode=self.loc_gaussian,
         num_loc=self.num_loc_gaussians,
+        num_cls=self.num_cls_gaussians,
         shared=self.shared_gaussian,
         name='class_gaussians',
       )(),

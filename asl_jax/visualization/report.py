@@ -41,6 +41,7 @@ from asl_jax.visualization import (
   precision_recall,
   render,
   sensitivity,
+  sensitivity_trajectories,
   timelines,
   training_curves,
 )
@@ -181,6 +182,10 @@ def build_figures(
   figures = {}
   if history:
     figures['training_curves'] = training_curves.plot_training_curves(history)
+  if sensitivity_trajectories.has_trajectories(history):
+    figures['sensitivity_trajectories'] = sensitivity_trajectories.plot_sensitivity_trajectories(
+      history, class_names
+    )
   figures['class_gaussians'] = gaussians_figure(model, params, config, class_names)
   gt = evaluator_lib.ground_truth_of(eval_videos)
   if len(gt):
