@@ -17,6 +17,9 @@ class ClassGaussians(nn.Module):
   One Gaussian for classification (init mu 0, sigma 1) and, for localisation, two (start at
   mu -0.5, end at +0.5), one (mu 0) or none (paper Tables 6-7). ``shared`` makes every sub-task
   use the classification Gaussian. ``fixed`` keeps the initial values (no gradient).
+  ``num_cls = 2`` (Table 7's "#cls = 2") gives classification two Gaussians whose sum is p_cls,
+  as the two localisation ones sum to p_loc; the paper gives no initial values for them: we start
+  them at mu -0.25 and +0.25 (the action's first and second half), sigma 1.
   """
 
   num_classes: int
@@ -24,6 +27,7 @@ class ClassGaussians(nn.Module):
   loc_mode: str = 'learnable'
   num_loc: int = 2
   shared: bool = False
+  num_cls: int = 1  # Classification Gaussians: 1, or 2 summed (Table 7).
 
   def _pair(self, name: str, mu0: float, mode: str):
     k = self.num_classes
@@ -41,17 +45,28 @@ class ClassGaussians(nn.Module):
         raise ValueError(f'Gaussian mode must be one of {GAUSSIAN_MODES}, got {mode!r}')
     if self.num_loc not in (0, 1, 2):
       raise ValueError(f'num_loc must be 0, 1 or 2, got {self.num_loc}')
+    if self.num_cls not in (1, 2):
+      raise ValueError(f'num_cls must be 1 or 2, got {self.num_cls}')
+    if self.shared and self.num_cls != 1:
+      raise ValueError('a shared Gaussian is one per class: num_cls must be 1 with shared')
     if self.shared:
       pair = self._pair('shared', 0.0, self.cls_mode) if self.cls_mode != 'none' else None
       loc = [pair] * self.num_loc if pair is not None and self.loc_mode != 'none' else []
       return {'cls': pair, 'loc': loc}
-    cls = self._pair('cls', 0.0, self.cls_mode) if self.cls_mode != 'none' else None
+    cls, cls_extra = None, []
+    if self.cls_mode != 'none' and self.num_cls == 1:
+      cls = self._pair('cls', 0.0, self.cls_mode)
+    elif self.cls_mode != 'none':
+      cls = self._pair('cls', -0.25, self.cls_mode)
+      cls_extra = [self._pair('cls2', 0.25, self.cls_mode)]
     loc = []
     if self.loc_mode != 'none':
       if self.num_loc == 2:
         loc = [self._pair('start', -0.5, self.loc_mode), self._pair('end', 0.5, self.loc_mode)]
       elif self.num_loc == 1:
         loc = [self._pair('loc', 0.0, self.loc_mode)]
+    if cls_extra:
+      return {'cls': cls, 'cls_extra': cls_extra, 'loc': loc}
     return {'cls': cls, 'loc': loc}
 
 

@@ -35,7 +35,8 @@ def gaussian(d: jax.Array, mu: jax.Array, sigma: jax.Array) -> jax.Array:
   return jnp.exp(-jnp.square(d - mu) / (2.0 * jnp.square(s)))
 
 
-Gaussians = dict  # {'cls': (mu [K], sigma [K]) or None, 'loc': list of 0-2 (mu, sigma)}.
+Gaussians = dict  # {'cls': (mu [K], sigma [K]) or None, 'loc': list of 0-2 (mu, sigma)}; an
+# optional 'cls_extra': list of further classification Gaussians (Table 7's "#cls = 2").
 # The class Gaussians' initial (mu, sigma), paper Sec. 3.2: classification at the centre,
 # localisation at the start and the end.
 INITIAL_GAUSSIANS = {'cls': (0.0, 1.0), 'loc': [(-0.5, 1.0), (0.5, 1.0)]}
@@ -56,8 +57,9 @@ def class_sensitivity(d: jax.Array, labels: jax.Array, gaussians: Gaussians) -> 
   """
   p_cls = None
   if gaussians['cls'] is not None:
-    mu, sigma = gaussians['cls']
-    p_cls = gaussian(d, mu[labels], sigma[labels])
+    for mu, sigma in [gaussians['cls'], *gaussians.get('cls_extra', [])]:
+      g = gaussian(d, mu[labels], sigma[labels])
+      p_cls = g if p_cls is None else p_cls + g
   p_loc = None
   for mu, sigma in gaussians['loc']:
     g = gaussian(d, mu[labels], sigma[labels])
@@ -158,7 +160,8 @@ def sensitive_features(
   gaussians = jax.lax.stop_gradient(gaussians)
   lab = labels[..., None]
   if gaussians['cls'] is not None:
-    p_cls = gaussian(d, gaussians['cls'][0][lab], gaussians['cls'][1][lab])
+    cls = [gaussians['cls'], *gaussians.get('cls_extra', [])]
+    p_cls = sum(gaussian(d, mu[lab], sigma[lab]) for mu, sigma in cls)
   else:
     p_cls = gaussian(d, *INITIAL_GAUSSIANS['cls'])
   loc = [(mu[lab], sigma[lab]) for mu, sigma in gaussians['loc']] or INITIAL_GAUSSIANS['loc']
@@ -217,3 +220,79 @@ def contrastive_loss(
   has_pos = positive.any(-1) & anchor
   per_anchor = jnp.where(has_pos, log_all - log_pos, 0.0)
   return per_anchor.sum() / jnp.maximum(has_pos.sum(), 1)
+
+
+def _instance_onehot(assigned: jax.Array, positive: jax.Array, num_segments: int) -> jax.Array:
+  """``[B, P, M]``: point p is a positive assigned to ground truth m."""
+  return (assigned[..., None] == jnp.arange(num_segments)) & positive[..., None]
+
+
+def normalize_per_instance(
+  p: jax.Array, assigned: jax.Array, positive: jax.Array, num_segments: int
+) -> jax.Array:
+  """``p`` divided by its mean over the positives of the same ground truth (beyond the paper).
+
+  Each instance's class-level weights then average 1: scaling p down no longer lowers the loss,
+  so the Gaussians can only move weight between an instance's points, not shrink it (the guard
+  against the trivial solution p -> 0). The mean carries gradient. Non-positive points unchanged.
+  """
+  onehot = _instance_onehot(assigned, positive, num_segments).astype(p.dtype)
+  mean = jnp.einsum('bpm,bp->bm', onehot, p) / jnp.maximum(onehot.sum(1), 1.0)
+  mean_at = jnp.take_along_axis(mean, assigned, axis=1)
+  return jnp.where(positive, p / jnp.maximum(mean_at, 1e-6), p)
+
+
+def diagnostics(
+  p: dict,
+  q_cls: jax.Array | None,
+  q_loc: jax.Array | None,
+  assigned: jax.Array,
+  positive: jax.Array,
+  num_segments: int,
+) -> dict[str, jax.Array]:
+  """Scalars that show whether sensitivity acts: means at positives, within-instance spread.
+
+  ``p_{cls,loc}_pos`` and ``q_{cls,loc}_pos``: mean over positive points; ``p_{cls,loc}_ratio``:
+  max / min of p over each instance's positives, averaged over instances with positives (1 means
+  p weights every point of an instance alike). Without gradient; 0 where a term is absent.
+  """
+  pos = positive.astype(jnp.float32)
+  count = jnp.maximum(pos.sum(), 1.0)
+  onehot = _instance_onehot(assigned, positive, num_segments)
+  has = onehot.any(1)
+  out = {}
+  for name, value in (('p_cls', p['cls']), ('p_loc', p['loc']), ('q_cls', q_cls), ('q_loc', q_loc)):
+    if value is None:
+      continue
+    value = jax.lax.stop_gradient(value).astype(jnp.float32)
+    out[f'sensitivity/{name}_pos'] = jnp.sum(value * pos) / count
+    if name.startswith('p'):
+      high = jnp.max(jnp.where(onehot, value[..., None], 0.0), axis=1)
+      low = jnp.min(jnp.where(onehot, value[..., None], jnp.inf), axis=1)
+      ratio = jnp.where(has, high / jnp.maximum(low, 1e-12), 0.0)
+      out[f'sensitivity/{name}_ratio'] = ratio.sum() / jnp.maximum(has.sum(), 1)
+  return out
+
+
+def gaussian_scalars(gaussians: Gaussians, max_classes: int = 100) -> dict[str, jax.Array]:
+  """Per-class ``mu`` and effective ``sigma`` of every class Gaussian, for the training log.
+
+  Names ``sensitivity/<sub-task>_{mu,sigma}/<class>`` with sub-task cls, cls2, start, end or loc;
+  nothing for more than ``max_classes`` classes (the log would hold thousands of scalars).
+  """
+  named = []
+  if gaussians.get('cls') is not None:
+    named.append(('cls', gaussians['cls']))
+  named += [(f'cls{i + 2}', g) for i, g in enumerate(gaussians.get('cls_extra', []))]
+  loc = gaussians.get('loc', [])
+  named += list(zip(('start', 'end') if len(loc) == 2 else ('loc',), loc))
+  out = {}
+  for name, (mu, sigma) in named:
+    if mu.shape[0] > max_classes:
+      continue
+    mu = jax.lax.stop_gradient(mu)
+    sigma = effective_sigma(jax.lax.stop_gradient(sigma))
+    for k in range(mu.shape[0]):
+      out[f'sensitivity/{name}_mu/{k}'] = mu[k]
+      out[f'sensitivity/{name}_sigma/{k}'] = sigma[k]
+  return out

@@ -26,6 +26,11 @@ class LossConfig:
   contrastive_weight: float = 0.0  # lambda of L_ASCL (paper: 0.3); 0 skips the term.
   contrastive_delta: float = 0.2  # delta: half-width of the sensitive ranges, in action lengths.
   contrastive_temperature: float = 0.07  # tau of exp(cos / tau).
+  # Beyond the paper, off by default (docs/design.md, "Sensitivity options"):
+  cls_positives: str = 'centre'  # 'centre': ActionFormer's centre sampling; 'inside': every point
+  # strictly inside a ground truth (at the levels whose regression range it fits) is a
+  # classification positive; regression keeps ActionFormer's centre-sampled positives.
+  normalize_sensitivity: bool = False  # p / its mean over each instance's positives.
 
 
 def compute_losses(
@@ -38,34 +43,71 @@ def compute_losses(
   EMA of the positive count. With them, positive points are reweighted by the action
   sensitivities of the ground truth that was assigned to them (paper eq. 8-10).
   """
-  targets = assignment.assign_batch(
+  if cfg.cls_positives not in ('centre', 'inside'):
+    raise ValueError(f"cls_positives must be 'centre' or 'inside', got {cfg.cls_positives!r}")
+  assign = lambda radius: assignment.assign_batch(
     points,
     batch['segments'],
     batch['labels'],
     batch['segment_valid'],
     num_classes=cfg.num_classes,
-    center_sample_radius=cfg.center_sample_radius,
+    center_sample_radius=radius,
   )
+  targets = assign(cfg.center_sample_radius)
+  cls_targets = targets if cfg.cls_positives == 'centre' else assign(0.0)
   valid = outputs['mask']
   positive = targets['positive'] & valid
+  cls_positive = cls_targets['positive'] & valid
   pos_f = positive.astype(jnp.float32)
   num_pos = positive.sum().astype(jnp.float32)
   norm = jax.lax.stop_gradient(losses.update_loss_normalizer(loss_norm, num_pos))
 
-  assigned = targets['assigned']
-  take = lambda a: jnp.take_along_axis(a, assigned, axis=1)  # [B, M, ...] -> [B, P, ...]
-  assigned_labels = take(batch['labels'])
-  assigned_segments = jnp.take_along_axis(batch['segments'], assigned[..., None], axis=1)
-  d = sens.normalized_distance(points[None, :, 0], assigned_segments)
-  p = sens.class_sensitivity(d, assigned_labels, outputs.get('gaussians', {'cls': None, 'loc': []}))
+  gaussians = outputs.get('gaussians', {'cls': None, 'loc': []})
+  num_segments = batch['segments'].shape[1]
+
+  def sensitivity_of(assigned):
+    """Labels and class-level sensitivities of the ground truths ``assigned`` to the points."""
+    labels = jnp.take_along_axis(batch['labels'], assigned, axis=1)  # [B, M] -> [B, P]
+    segments = jnp.take_along_axis(batch['segments'], assigned[..., None], axis=1)
+    d = sens.normalized_distance(points[None, :, 0], segments)
+    return labels, sens.class_sensitivity(d, labels, gaussians)
+
+  assigned_labels, p = sensitivity_of(targets['assigned'])
+  cls_labels, p_for_cls = (
+    (assigned_labels, p) if cls_targets is targets else sensitivity_of(cls_targets['assigned'])
+  )
+  p = {'cls': p_for_cls['cls'], 'loc': p['loc']}
   q_cls, q_loc = outputs.get('q_cls'), outputs.get('q_loc')
+  diagnostics = {
+    **sens.diagnostics(
+      {'cls': p['cls'], 'loc': None},
+      q_cls,
+      None,
+      cls_targets['assigned'],
+      cls_positive,
+      num_segments,
+    ),
+    **sens.diagnostics(
+      {'cls': None, 'loc': p['loc']}, None, q_loc, targets['assigned'], positive, num_segments
+    ),
+    **sens.gaussian_scalars(gaussians),
+  }
+  if cfg.normalize_sensitivity:
+    by_task = (
+      ('cls', cls_targets['assigned'], cls_positive),
+      ('loc', targets['assigned'], positive),
+    )
+    p = {
+      k: None if p[k] is None else sens.normalize_per_instance(p[k], a, pos, num_segments)
+      for k, a, pos in by_task
+    }
   h_cls, h_loc = sens.sensitivity_weights(p, q_cls, q_loc, valid.shape)
 
-  cls_weights = jnp.where(positive, h_cls, 1.0) * valid
+  cls_weights = jnp.where(cls_positive, h_cls, 1.0) * valid
   cls_loss = (
     losses.focal_loss_sum(
       outputs['cls_logits'],
-      targets['cls'],
+      cls_targets['cls'],
       cls_weights,
       alpha=cfg.focal_alpha,
       gamma=cfg.focal_gamma,
@@ -79,9 +121,10 @@ def compute_losses(
 
   if q_cls is not None:
     iou, _ = seg_ops.offsets_iou_terms(outputs['offsets'].astype(jnp.float32), targets['offsets'])
-    target_cls, target_loc = sens.quality_targets(outputs['cls_logits'], assigned_labels, iou)
-    squared = jnp.square(q_cls - target_cls) + jnp.square(q_loc - target_loc)
-    terms['sensitivity_loss'] = jnp.sum(squared * pos_f) / norm
+    target_cls, _ = sens.quality_targets(outputs['cls_logits'], cls_labels, iou)
+    _, target_loc = sens.quality_targets(outputs['cls_logits'], assigned_labels, iou)
+    squared = jnp.square(q_cls - target_cls) * cls_positive + jnp.square(q_loc - target_loc) * pos_f
+    terms['sensitivity_loss'] = jnp.sum(squared) / norm
     total = total + cfg.sensitivity_loss_weight * terms['sensitivity_loss']
   if cfg.contrastive_weight > 0:
     pooled = sens.sensitive_features(
@@ -97,4 +140,4 @@ def compute_losses(
       pooled, batch['labels'], batch['segment_valid'], temperature=cfg.contrastive_temperature
     )
     total = total + cfg.contrastive_weight * terms['contrastive_loss']
-  return total, {'loss': total, **terms, 'num_pos': num_pos, 'loss_norm': norm}
+  return total, {'loss': total, **terms, 'num_pos': num_pos, 'loss_norm': norm, **diagnostics}

@@ -25,7 +25,10 @@ def assign(points, segs, labels, valid, num_classes, radius=1.5):
       if not ok:
         continue
       c = 0.5 * (s + e)
-      left_edge, right_edge = max(c - radius * stride, s), min(c + radius * stride, e)
+      if radius > 0:
+        left_edge, right_edge = max(c - radius * stride, s), min(c + radius * stride, e)
+      else:  # No centre sampling: anywhere strictly inside the action.
+        left_edge, right_edge = s, e
       if not (t - left_edge > 0 and right_edge - t > 0):
         continue
       if not lo <= max(t - s, e - t) <= hi:
@@ -104,7 +107,9 @@ def ascl(feats, mask, segs, labels, valid, gauss, delta=0.2, tau=0.07):
       k, n = labels[i, m], e - s
       frames = _frames(n_valid, s, e)
       d = {t: (t - 0.5 * (s + e)) / n for t in frames}
-      p_cls = {t: gaussian(d[t], gauss['cls'][0][k], gauss['cls'][1][k]) for t in frames}
+      p_cls = {
+        t: sum(gaussian(d[t], mu[k], sg[k]) for mu, sg in _cls_gaussians(gauss)) for t in frames
+      }
       p_loc = [{t: gaussian(d[t], mu[k], sg[k]) for t in frames} for mu, sg in gauss['loc']]
       r = max(delta * n, 0.5)
       peak = lambda p, frames=frames: max(frames, key=lambda u: (p[u], -u))  # First on ties.
@@ -139,45 +144,83 @@ def ascl(feats, mask, segs, labels, valid, gauss, delta=0.2, tau=0.07):
   return sum(losses) / max(len(losses), 1)
 
 
-def objective(params, frozen, data, *, num_classes, loss_norm, lam=0.3):
+def _cls_gaussians(gauss):
+  """The classification Gaussians: one, or two summed (Table 7's "#cls = 2")."""
+  return [gauss['cls'], *gauss.get('cls_extra', [])]
+
+
+def objective(
+  params, frozen, data, *, num_classes, loss_norm, lam=0.3, cls_inside=False, normalize=False
+):
   """Eq. 15 ``L = L_cls + L_loc + L_s + lambda L_ASCL`` and its terms.
 
   Args:
-    params: ``gauss`` ({'cls': (mu, sigma), 'loc': [(mu, sigma), (mu, sigma)]}), ``q_cls`` and
-      ``q_loc`` (evaluator parameters).
+    params: ``gauss`` ({'cls': (mu, sigma), 'loc': [(mu, sigma), (mu, sigma)]}, optionally
+      'cls_extra': [(mu, sigma)]), ``q_cls`` and ``q_loc`` (evaluator parameters).
     frozen: the same structure; the stop-gradient terms are computed from it.
     data: points, masks per level, neck levels, level-0 features, cls logits, offsets, batch.
+    cls_inside: the option beyond the paper: classification positives are all points strictly
+      inside an action (assignment without centre sampling); regression keeps centre sampling.
+    normalize: the other option: p divided by its mean over each instance's positives.
   """
   q = {k: evaluator(params[k], data['levels'], data['level_masks']) for k in ('q_cls', 'q_loc')}
   q_sg = {k: evaluator(frozen[k], data['levels'], data['level_masks']) for k in ('q_cls', 'q_loc')}
   gauss = params['gauss']
   segs, labels, valid = data['segments'], data['labels'], data['segment_valid']
-  point_mask = data['point_mask']
+  point_mask, points = data['point_mask'], data['points']
+
+  def p_at(i, j, m, task):
+    s, e = segs[i, m]
+    k = labels[i, m]
+    d = (points[j][0] - 0.5 * (s + e)) / (e - s)  # Eq. 3.
+    pairs = _cls_gaussians(gauss) if task == 'cls' else gauss['loc']
+    return sum(gaussian(d, mu[k], sg[k]) for mu, sg in pairs)
+
+  # Per task: {(video, point): (instance, p)} over the task's positive points.
+  reg_targets, cls_targets, pos_p = [], [], {'cls': {}, 'loc': {}}
+  for i in range(len(segs)):
+    reg = assign(points, segs[i], labels[i], valid[i], num_classes)
+    cls = assign(
+      points, segs[i], labels[i], valid[i], num_classes, radius=0.0 if cls_inside else 1.5
+    )
+    reg_targets.append(reg)
+    cls_targets.append(cls)
+    for j in range(len(points)):
+      if not point_mask[i, j]:
+        continue
+      for task, targets in (('cls', cls), ('loc', reg)):
+        if targets[j][0]:
+          pos_p[task][i, j] = (targets[j][1], p_at(i, j, targets[j][1], task))
+  if normalize:
+    for task, entries in pos_p.items():
+      by_instance = {}
+      for (i, _), (m, p) in entries.items():
+        by_instance.setdefault((i, m), []).append(p)
+      means = {key: sum(v) / len(v) for key, v in by_instance.items()}
+      pos_p[task] = {(i, j): (m, p / means[i, m]) for (i, j), (m, p) in entries.items()}
+
   cls_sum = reg_sum = s_sum = 0.0
   num_pos = 0
   for i in range(len(segs)):
-    targets = assign(data['points'], segs[i], labels[i], valid[i], num_classes)
-    for j, (pos, m, y, off) in enumerate(targets):
+    for j in range(len(points)):
       if not point_mask[i, j]:
         continue
       logits = data['cls_logits'][i, j]
+      cls_pos, m_cls, y, _ = cls_targets[i][j]
       fl = sum(focal(logits[k], y[k]) for k in range(num_classes))
-      if not pos:
+      if cls_pos:
+        h_cls = pos_p['cls'][i, j][1] + q_sg['q_cls'][i, j]  # Eq. 8-9.
+        cls_sum += h_cls * fl
+        s_sum += (q['q_cls'][i, j] - sigmoid(logits[labels[i, m_cls]])) ** 2  # Eq. 6.
+      else:
         cls_sum += fl
-        continue
-      num_pos += 1
-      s, e = segs[i, m]
-      k = labels[i, m]
-      d = (data['points'][j][0] - 0.5 * (s + e)) / (e - s)  # Eq. 3.
-      p_cls = gaussian(d, gauss['cls'][0][k], gauss['cls'][1][k])
-      p_loc = sum(gaussian(d, mu[k], sg[k]) for mu, sg in gauss['loc'])
-      h_cls = p_cls + q_sg['q_cls'][i, j]  # Eq. 8-9.
-      h_loc = p_loc + q_sg['q_loc'][i, j]  # Eq. 10.
-      iou, diou = iou_and_diou(data['offsets'][i, j], off)
-      cls_sum += h_cls * fl
-      reg_sum += h_loc * diou
-      target_cls, target_loc = sigmoid(logits[k]), iou  # Eq. 6-7.
-      s_sum += (q['q_cls'][i, j] - target_cls) ** 2 + (q['q_loc'][i, j] - target_loc) ** 2
+      reg_pos, _, _, off = reg_targets[i][j]
+      if reg_pos:
+        num_pos += 1
+        h_loc = pos_p['loc'][i, j][1] + q_sg['q_loc'][i, j]  # Eq. 10.
+        iou, diou = iou_and_diou(data['offsets'][i, j], off)
+        reg_sum += h_loc * diou
+        s_sum += (q['q_loc'][i, j] - iou) ** 2  # Eq. 7.
   norm = 0.9 * loss_norm + 0.1 * max(num_pos, 1)
   terms = {
     'cls_loss': cls_sum / norm,

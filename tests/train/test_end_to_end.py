@@ -41,6 +41,14 @@ def test_two_steps_then_evaluation_artefacts(trained):
   logged = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in logged] == [1, 2]
   assert {'loss', 'cls_loss', 'reg_loss', 'num_pos', 'grad_norm', 'learning_rate'} <= set(logged[0])
+  # Sensitivity diagnostics and each class's Gaussians, per log step; their trajectories figure.
+  assert {'sensitivity/p_cls_pos', 'sensitivity/q_loc_pos', 'sensitivity/p_loc_ratio'} <= set(
+    logged[0]
+  )
+  for name in ('cls', 'start', 'end'):
+    for param in ('mu', 'sigma'):
+      assert f'sensitivity/{name}_{param}/{config.data.num_classes - 1}' in logged[0]
+  assert 'sensitivity_trajectories.png' in figures
 
   metrics = json.loads((workdir / 'metrics.json').read_text())
   for weights in ('ema', 'raw'):
