@@ -21,15 +21,15 @@ from asl_jax.ops import segments as seg_ops
 
 @dataclasses.dataclass(frozen=True)
 class NMSConfig:
-  """Soft-NMS settings (static under jit)."""
+  """Soft-NMS settings (static under jit); the values live in ``configs/base.py`` (``test.*``)."""
 
-  method: str = 'gaussian'
-  sigma: float = 0.5
-  iou_threshold: float = 0.1
-  min_score: float = 0.001
-  max_seg_num: int = 200
-  multiclass: bool = True
-  voting_thresh: float = 0.7
+  method: str
+  sigma: float
+  iou_threshold: float
+  min_score: float
+  max_seg_num: int
+  multiclass: bool
+  voting_thresh: float
 
 
 class Detector:

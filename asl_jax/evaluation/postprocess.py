@@ -15,11 +15,11 @@ from asl_jax.ops import segments as seg_ops
 
 @dataclasses.dataclass(frozen=True)
 class DecodeConfig:
-  """Candidate selection before NMS (static under jit)."""
+  """Candidate selection before NMS (static under jit); values from ``configs/base.py``."""
 
-  pre_nms_thresh: float = 0.001
-  pre_nms_topk: int = 2000
-  duration_thresh: float = 0.05
+  pre_nms_thresh: float
+  pre_nms_topk: int
+  duration_thresh: float
 
 
 def select_candidates(

@@ -146,13 +146,13 @@ def soft_nms(
   scores,
   labels,
   *,
-  sigma: float = 0.5,
-  min_score: float = 0.001,
-  max_seg_num: int = 200,
-  multiclass: bool = True,
-  voting_thresh: float = 0.0,
-  iou_threshold: float = 0.1,
-  method: str = 'gaussian',
+  sigma: float,
+  min_score: float,
+  max_seg_num: int,
+  multiclass: bool,
+  voting_thresh: float,
+  iou_threshold: float,
+  method: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """ActionFormer's ``batched_nms`` for one video, in NumPy (docs/reference-eval-nms.md §5).
 

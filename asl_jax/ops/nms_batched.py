@@ -279,13 +279,13 @@ def batched_soft_nms(
   valid: jax.Array,
   *,
   num_classes: int,
-  sigma: float = 0.5,
-  min_score: float = 0.001,
-  max_seg_num: int = 200,
-  multiclass: bool = True,
-  voting_thresh: float = 0.0,
-  iou_threshold: float = 0.1,
-  method: str = 'gaussian',
+  sigma: float,
+  min_score: float,
+  max_seg_num: int,
+  multiclass: bool,
+  voting_thresh: float,
+  iou_threshold: float,
+  method: str,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """:func:`soft_nms` for a padded batch of videos, jitted, fixed shapes (one compile per B, N).
 

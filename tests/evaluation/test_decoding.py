@@ -20,12 +20,20 @@ from tests import fixture_utils
 from tests.train.helpers import tiny_config
 
 NMS_KWARGS = dict(
-  num_classes=5, sigma=0.5, min_score=0.001, max_seg_num=200, multiclass=True, voting_thresh=0.7
+  num_classes=5,
+  sigma=0.5,
+  min_score=0.001,
+  max_seg_num=200,
+  multiclass=True,
+  voting_thresh=0.7,
+  iou_threshold=0.1,
+  method='gaussian',
 )
+DECODE = dict(pre_nms_thresh=0.001, pre_nms_topk=2000, duration_thresh=0.05)
 
 
 def _decode(logits, offsets, mask, points, sizes, cfg=None):
-  cfg = cfg or postprocess.DecodeConfig()
+  cfg = cfg or postprocess.DecodeConfig(**DECODE)
   return jax.device_get(postprocess.select_candidates(logits, offsets, mask, points, sizes, cfg))
 
 
@@ -158,8 +166,7 @@ def test_round_trip_decodes_the_ground_truth():
       cand['scores'],
       cand['labels'],
       cand['valid'],
-      num_classes=NUM_CLASSES,
-      max_seg_num=200,
+      **{**NMS_KWARGS, 'num_classes': NUM_CLASSES, 'voting_thresh': 0.0},
     )
   )
   keep = out[3][0]
@@ -224,13 +231,15 @@ def test_invalid_rows_masked_low_and_short():
   # Point 1 (t = 1): [0, 2]; point 5 (t = 5): [4.97, 5.03]; point 9 = level 1 t = 2: [0, 4].
   assert got == [(0.0, 2.0, 0), (0.0, 4.0, 1), (4.97, 5.03, 0)]
   # A small top-k keeps the shape min(topk, T_l * K) per level.
-  small = _decode(logits, offsets, mask, points, sizes, postprocess.DecodeConfig(pre_nms_topk=3))
+  small = _decode(
+    logits, offsets, mask, points, sizes, postprocess.DecodeConfig(**{**DECODE, 'pre_nms_topk': 3})
+  )
   assert small['scores'].shape == (1, 6) and small['valid'][0].sum() == 3
 
 
 def test_select_candidates_compiles_once_per_length():
   traces = []
-  cfg = postprocess.DecodeConfig(pre_nms_topk=50)
+  cfg = postprocess.DecodeConfig(**{**DECODE, 'pre_nms_topk': 50})
 
   def run(length):
     points = seg_ops.make_points(length, RANGES)

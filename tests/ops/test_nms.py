@@ -16,6 +16,27 @@ N_PAD = 128  # candidates per video in the batched tests: one compile per config
 METHOD_CODE = {'hard': 0, 'linear': 1, 'gaussian': 2}
 
 
+# ActionFormer's evaluation settings (docs/reference-eval-nms.md), the baseline every test varies;
+# the ops take every setting explicitly (defaults live in configs/base.py only).
+REFERENCE_NMS = dict(
+  sigma=0.5,
+  min_score=0.001,
+  max_seg_num=200,
+  multiclass=True,
+  voting_thresh=0.0,
+  iou_threshold=0.1,
+  method='gaussian',
+)
+
+
+def soft_nms(*args, **settings):
+  return nms.soft_nms(*args, **{**REFERENCE_NMS, **settings})
+
+
+def batched_soft_nms(*args, **settings):
+  return nms.batched_soft_nms(*args, **{**REFERENCE_NMS, **settings})
+
+
 def oracle(
   segs,
   scores,
@@ -57,7 +78,7 @@ def batched(videos, n=N_PAD, *, num_classes, **cfg):
     if m:
       segs[i, :m], scores[i, :m], labels[i, :m], valid[i, :m] = s, p, lab, True
   out = jax.device_get(
-    nms.batched_soft_nms(segs, scores, labels, valid, num_classes=num_classes, **cfg)
+    batched_soft_nms(segs, scores, labels, valid, num_classes=num_classes, **cfg)
   )
   return [tuple(o[i][out[3][i]] for o in out[:3]) for i in range(b)], out
 
@@ -119,7 +140,7 @@ def fixture_nms(fixture_path):
 def test_soft_nms_reproduces_fixture(fixture_nms):
   inputs, want, kwargs = fixture_nms
   assert kwargs['multiclass'] and kwargs['voting_thresh'] > 0  # voting must be ignored
-  got = nms.soft_nms(*inputs, **kwargs)
+  got = soft_nms(*inputs, **kwargs)
   assert len(got[1]) == 200
   assert got[0].dtype == np.float32 and got[1].dtype == np.float32 and got[2].dtype == np.int32
   assert_same(got, want)  # the fixture has no tied scores: same order
@@ -162,7 +183,7 @@ def test_soft_nms_and_batched_match_oracle_on_random_inputs(name):
   seg_rtol = 1e-5 if cfg.get('voting_thresh') else 0.0
   for i, (video, got) in enumerate(zip(videos, got_batched)):
     want = oracle(*video, **cfg)
-    assert_same(nms.soft_nms(*video, **cfg), want, seg_rtol=seg_rtol, name=f'numpy video {i}')
+    assert_same(soft_nms(*video, **cfg), want, seg_rtol=seg_rtol, name=f'numpy video {i}')
     assert_same(got, want, seg_rtol=seg_rtol, name=f'batched video {i}')
 
 
@@ -221,13 +242,13 @@ def test_adversarial_inputs_match_oracle(min_score):
   got_batched, _ = batched(list(videos.values()), num_classes=4, min_score=min_score)
   for (name, video), got in zip(videos.items(), got_batched):
     want = oracle(*video, min_score=min_score)
-    assert_same(nms.soft_nms(*video, min_score=min_score), want, name=f'numpy {name}')
+    assert_same(soft_nms(*video, min_score=min_score), want, name=f'numpy {name}')
     assert_same(got, want, name=f'batched {name}')
 
 
 def test_first_selection_is_never_tested_against_min_score():
   segs, scores, labels = adversarial_videos()['below_min_score']
-  got = nms.soft_nms(segs, scores, labels, min_score=0.001)
+  got = soft_nms(segs, scores, labels, min_score=0.001)
   # One row per class, each the class's best, although every score is below min_score.
   np.testing.assert_array_equal(got[1], f32([0.0009, 0.0007]))
   np.testing.assert_array_equal(got[2], [2, 1])
@@ -236,12 +257,12 @@ def test_first_selection_is_never_tested_against_min_score():
 def test_ties_follow_the_swapped_positions():
   """Hand-checked: equal scores come out in the C++'s array order, not by input index."""
   segs = np.array([[0, 1], [0, 1], [10, 11], [20, 21], [30, 31]], f32)
-  got = nms.soft_nms(segs, np.full(5, 0.5, f32), np.zeros(5, int), min_score=0.2)
+  got = soft_nms(segs, np.full(5, 0.5, f32), np.zeros(5, int), min_score=0.2)
   # i=0 takes row 0 and drops its duplicate (row 1), moving the last row (4) into position 1.
   np.testing.assert_array_equal(got[0][:, 0], [0, 30, 10, 20])
 
   segs = np.array([[0, 1], [10, 11], [20, 21]], f32)
-  got = nms.soft_nms(segs, f32([0.3, 0.3, 0.5]), np.zeros(3, int))
+  got = soft_nms(segs, f32([0.3, 0.3, 0.5]), np.zeros(3, int))
   # i=0 takes row 2 and swaps row 0 into position 2, behind row 1.
   np.testing.assert_array_equal(got[0][:, 0], [20, 10, 0])
   for video in [(segs, f32([0.3, 0.3, 0.5]), np.zeros(3, int))]:
@@ -255,7 +276,7 @@ def test_voting_zero_length_is_rejected_by_numpy_and_nan_in_batched():
   labels = np.zeros(3, int)
   cfg = dict(multiclass=False, voting_thresh=0.5)
   with pytest.raises(ValueError, match='positive length'):
-    nms.soft_nms(segs, scores, labels, **cfg)
+    soft_nms(segs, scores, labels, **cfg)
   (got,), _ = batched([(segs, scores, labels)], num_classes=4, **CONFIGS['gaussian_agnostic_vote'])
   want = oracle(segs, scores, labels, **CONFIGS['gaussian_agnostic_vote'])
   assert np.isnan(want[0][0]).all()  # the reference's 0/0
@@ -263,7 +284,7 @@ def test_voting_zero_length_is_rejected_by_numpy_and_nan_in_batched():
 
 
 def test_empty_inputs():
-  segs, scores, labels = nms.soft_nms(np.zeros((0, 2)), np.zeros(0), np.zeros(0, int))
+  segs, scores, labels = soft_nms(np.zeros((0, 2)), np.zeros(0), np.zeros(0, int))
   assert segs.shape == (0, 2) and scores.shape == (0,) and labels.shape == (0,)
   assert labels.dtype == np.int32
   (got, _), out = batched([adversarial_videos()['single'], ((), (), ())], num_classes=4)
@@ -288,7 +309,7 @@ def test_many_holes_in_one_sweep_use_the_large_capacity_path():
   want = oracle(*video, max_seg_num=300)
   assert len(want[1]) == 101
   assert_same(got, want)
-  assert_same(nms.soft_nms(*video, max_seg_num=300), want)
+  assert_same(soft_nms(*video, max_seg_num=300), want)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,7 +324,7 @@ def test_batched_compiles_once_per_shape():
     segs = np.sort(rng.uniform(0, 50, (b, n, 2)), axis=-1).astype(f32)
     labels = rng.integers(0, 3, (b, n)).astype(np.int32)
     valid = rng.uniform(size=(b, n)) < 0.8
-    nms.batched_soft_nms(segs, rng.uniform(size=(b, n)).astype(f32), labels, valid, **cfg)
+    batched_soft_nms(segs, rng.uniform(size=(b, n)).astype(f32), labels, valid, **cfg)
 
   before = nms.batched_soft_nms._cache_size()
   for _ in range(3):
@@ -327,8 +348,8 @@ def test_batched_under_outer_jit_with_max_seg_num_above_n():
   videos = [random_video(np.random.default_rng(1), 30, 2)]
   (got,), out = batched(videos, 32, num_classes=2, max_seg_num=40)
   assert out[0].shape == (1, 40, 2)
-  assert_same(got, nms.soft_nms(*videos[0], max_seg_num=40))
-  fn = jax.jit(lambda *a: nms.batched_soft_nms(*a, num_classes=2, max_seg_num=40))
+  assert_same(got, soft_nms(*videos[0], max_seg_num=40))
+  fn = jax.jit(lambda *a: batched_soft_nms(*a, num_classes=2, max_seg_num=40))
   segs, scores, labels = videos[0]
   again = fn(segs[None], scores[None], labels[None].astype(np.int32), np.ones((1, 30), bool))
   for a, b in zip(jax.device_get(again), out):
@@ -338,14 +359,14 @@ def test_batched_under_outer_jit_with_max_seg_num_above_n():
 def test_argument_errors():
   segs, scores, labels = np.zeros((2, 2), f32), np.ones(2, f32), np.zeros(2, int)
   with pytest.raises(ValueError, match='method'):
-    nms.soft_nms(segs, scores, labels, method='cubic')
+    soft_nms(segs, scores, labels, method='cubic')
   with pytest.raises(ValueError, match='max_seg_num'):
-    nms.soft_nms(segs, scores, labels, max_seg_num=0)
+    soft_nms(segs, scores, labels, max_seg_num=0)
   with pytest.raises(ValueError, match='disagree'):
-    nms.soft_nms(segs, scores[:1], labels)
+    soft_nms(segs, scores[:1], labels)
   with pytest.raises(ValueError, match='finite'):
-    nms.soft_nms(segs, np.array([1, np.nan], f32), labels)
+    soft_nms(segs, np.array([1, np.nan], f32), labels)
   with pytest.raises(ValueError, match='end >= start'):
-    nms.soft_nms(np.array([[1, 0], [0, 1]], f32), scores, labels)
+    soft_nms(np.array([[1, 0], [0, 1]], f32), scores, labels)
   with pytest.raises(ValueError, match='num_classes'):
-    nms.batched_soft_nms(segs[None], scores[None], labels[None], scores[None] > 0, num_classes=0)
+    batched_soft_nms(segs[None], scores[None], labels[None], scores[None] > 0, num_classes=0)
