@@ -109,6 +109,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   train.batch_size = 2  # Global batch size (split over all devices of all hosts).
   train.num_epochs = 30  # Epochs after warmup.
   train.warmup_epochs = 5  # Linear warmup epochs (counted before num_epochs).
+  train.min_steps = 0  # If > 0, more epochs when the above give fewer optimizer steps (:small).
   train.learning_rate = 1e-4  # Peak AdamW learning rate.
   train.weight_decay = 0.05  # AdamW decay on conv/linear kernels only.
   train.clip_grad_norm = 1.0  # Global L2 norm clip; <= 0 disables.
@@ -159,6 +160,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   return config
 
 
+SMALL_MIN_STEPS = 300  # :small trains at least this many optimizer steps (a few CPU minutes).
 SMALL_MODEL = dict(embed_dim=64, num_heads=4, fpn_dim=64, head_dim=64, window_size=9)
 
 
@@ -169,6 +171,8 @@ def apply_small_variant(config: ml_collections.ConfigDict) -> ml_collections.Con
   config.train.batch_size = 8
   config.train.num_epochs = min(config.train.num_epochs, 4)
   config.train.warmup_epochs = 1
+  # At least SMALL_MIN_STEPS steps: 4 epochs of a 72-video set are 36 steps, far from a plateau.
+  config.train.min_steps = SMALL_MIN_STEPS
   config.train.learning_rate = 1e-3
   config.train.checkpoint_every_steps = 100
   config.test.pre_nms_topk = min(config.test.pre_nms_topk, 1000)

@@ -11,7 +11,8 @@ Launch (set the data fields on the command line; the names below are a stable in
     --config.data.max_seq_len=2304
 
 Variants (combine with commas): ``:small`` keeps the data settings and shrinks model and
-schedule; ``:baseline`` switches every ASL part off (the ActionFormer detector).
+schedule (4 epochs, or more to reach ``train.min_steps`` = 300 optimizer steps on small data);
+``:baseline`` switches every ASL part off (the ActionFormer detector).
 Defaults: ASL (theta 0.2, class- and instance-level sensitivity, lambda 0.3, delta 0.2) on
 ActionFormer's THUMOS14 I3D recipe (batch 2, lr 1e-4, 30 + 5 warmup epochs).
 """

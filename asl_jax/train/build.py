@@ -31,7 +31,7 @@ class Training:
   tx: optax.GradientTransformation
   state: TrainState  # Freshly initialised, replicated over the mesh.
   train_step: Callable[[TrainState, dict], tuple[TrainState, dict]]  # Jitted over the mesh.
-  total_steps: int  # (num_epochs + warmup_epochs) * steps_per_epoch.
+  total_steps: int  # total_epochs(config.train, steps_per_epoch) * steps_per_epoch.
 
 
 def build_loss_config(config: ml_collections.ConfigDict) -> step_lib.LossConfig:
@@ -52,6 +52,18 @@ def build_loss_config(config: ml_collections.ConfigDict) -> step_lib.LossConfig:
   )
 
 
+def total_epochs(train: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """Epochs to run: ``warmup_epochs + num_epochs``, or more where that is under ``min_steps``.
+
+  ``train.min_steps`` (0: off) sizes short schedules by optimizer steps rather than epochs, so a
+  small dataset (few steps per epoch) still trains to its plateau; the extra epochs lengthen
+  the cosine decay after warm-up, they are not appended at the final learning rate.
+  """
+  epochs = train.num_epochs + train.warmup_epochs
+  min_steps = train.get('min_steps', 0)
+  return max(epochs, -(-min_steps // max(steps_per_epoch, 1)))
+
+
 def create_training(
   config: ml_collections.ConfigDict, mesh: Mesh, *, steps_per_epoch: int
 ) -> Training:
@@ -63,7 +75,7 @@ def create_training(
   params = jax.jit(model.init)({'params': init_rng}, dummy, jnp.ones((1, data.max_seq_len), bool))[
     'params'
   ]
-  total_steps = (t.num_epochs + t.warmup_epochs) * steps_per_epoch
+  total_steps = total_epochs(t, steps_per_epoch) * steps_per_epoch
   schedule = optim.build_schedule(
     learning_rate=t.learning_rate,
     warmup_steps=t.warmup_epochs * steps_per_epoch,
