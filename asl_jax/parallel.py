@@ -22,11 +22,16 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
-def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
-  if global_batch_size % mesh.size:
-    raise ValueError(
-      f'batch size {global_batch_size} is not divisible by the {mesh.size} devices of the mesh; '
-      f'use a multiple of {mesh.size} (--config.train.batch_size / --config.test.batch_size)'
+def check_batch_size(global_batch_size: int, mesh: Mesh, field: str = 'train.batch_size') -> None:
+  """Raises ConfigError unless the batch splits evenly over the mesh's devices (known at start)."""
+  from asl_jax.configuration import ConfigError
+
+  n = mesh.size
+  if global_batch_size % n:
+    suggestion = max(n, global_batch_size // n * n)
+    raise ConfigError(
+      f'{field}={global_batch_size} must be divisible by the device count {n}; use a multiple of '
+      f'{n} (--config.{field}={suggestion})'
     )
 
 

@@ -1,7 +1,7 @@
 r"""asl-train: flags -> config -> ``train_and_evaluate``; nothing else.
 
   asl-train --config=demo.py --workdir=workdirs/demo [--config.train.batch_size=16] \
-      [--config.debug=True] [--mode=eval]
+      [--config.debug=True] [--mode=eval [--step=N]]
   (python -m asl_jax.main and python -m asl_jax.cli.train take the same flags)
 
 ``--workdir`` may be a bucket (``gs://...``). ``--config.debug=True`` shrinks the run and runs it
@@ -21,6 +21,13 @@ _CONFIG = cli_flags.define_config()
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
 _MODE = flags.DEFINE_enum(
   'mode', 'train', ['train', 'eval'], 'train (resumes if workdir has a checkpoint) or eval.'
+)
+_STEP = flags.DEFINE_integer(
+  'step',
+  None,
+  'With --mode=eval: the checkpoint step to score (default: the newest; a damaged one is an '
+  'error, never skipped). metrics.json records the step scored.',
+  lower_bound=0,
 )
 _DISTRIBUTED = flags.DEFINE_bool(
   'distributed',
@@ -53,7 +60,9 @@ def main(argv: list[str]) -> None:
   from asl_jax.train import loop  # Imported after flag parsing: keeps --help fast.
 
   with debug.nan_checks():
-    loop.train_and_evaluate(config, _WORKDIR.value, train=_MODE.value == 'train')
+    loop.train_and_evaluate(
+      config, _WORKDIR.value, train=_MODE.value == 'train', eval_step=_STEP.value
+    )
 
 
 def run() -> None:

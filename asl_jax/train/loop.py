@@ -16,6 +16,7 @@ import tqdm
 from etils import epath
 
 from asl_jax import configuration, parallel
+from asl_jax import workdir as workdir_lib
 from asl_jax.data import coverage, pipeline
 from asl_jax.evaluation import evaluator as evaluator_lib
 from asl_jax.train import checkpoint as checkpoint_lib
@@ -123,11 +124,19 @@ def cap_videos(videos: list[pipeline.Video], max_videos: int, *, split: str) -> 
 
 
 def train_and_evaluate(
-  config: ml_collections.ConfigDict, workdir: str, *, train: bool = True
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  train: bool = True,
+  eval_step: int | None = None,
 ) -> dict:
   """Trains (resuming from ``workdir`` if it holds a checkpoint), evaluates, writes artefacts.
 
-  With ``train=False`` (``--mode=eval``) the latest checkpoint in ``workdir`` is evaluated as it is.
+  With ``train=False`` (``--mode=eval``) checkpoint ``eval_step`` (default: the newest) is
+  evaluated as it is: a damaged one fails naming its files; nothing in ``checkpoints/`` is moved;
+  ``metrics.json['step']`` is the step scored. ``config.json`` is written for a fresh workdir or
+  after a checkpoint was restored, never before: a config whose model differs from the
+  checkpoints' stops with the fields that differ from the stored ``config.json``.
   Resuming restores the newest checkpoint that reads back and continues bit for bit (see
   :mod:`asl_jax.train.checkpoint`). SIGTERM saves the current step and returns
   ``{'interrupted_at_step': step}``. A NaN/inf loss or gradient raises
@@ -151,8 +160,8 @@ def train_and_evaluate(
   workdir_path = epath.Path(workdir)
   workdir_path.mkdir(parents=True, exist_ok=True)
   is_chief = jax.process_index() == 0
-  if is_chief:
-    (workdir_path / 'config.json').write_text(config.to_json_best_effort(indent=2))
+  if eval_step is not None and train:
+    raise configuration.ConfigError('a checkpoint step is chosen only with --mode=eval')
 
   # ---------------------------------------------------------------- data
   data = config.data
@@ -192,7 +201,19 @@ def train_and_evaluate(
 
   # ---------------------------------------------------------------- checkpoint
   checkpointer = checkpoint_lib.Checkpointer(workdir_path, keep=config.train.keep_checkpoints)
-  restored = checkpointer.restore_latest_valid(state)
+  try:
+    if train:
+      restored = checkpointer.restore_latest_valid(state)
+    else:  # Evaluation scores the step asked for, or fails; it never falls back or moves.
+      restored = checkpointer.restore_step(state, eval_step)
+  except checkpoint_lib.CheckpointMismatchError as e:
+    raise configuration.ConfigError(
+      f'the checkpoints in {checkpointer.directory} hold another model than this config builds '
+      f'({len(e.differences)} parameters differ, e.g. {e.differences[0]});\n'
+      + _config_change(workdir_path / 'config.json', config)
+    ) from None
+  if is_chief and train:  # Fresh, or restored with this config: the workdir describes it.
+    (workdir_path / 'config.json').write_text(config.to_json_best_effort(indent=2))
   if restored is not None:
     state, meta = restored
     logger.info('resuming from step %d', int(state.step))
@@ -203,8 +224,6 @@ def train_and_evaluate(
         meta['steps_per_epoch'],
         steps_per_epoch,
       )
-  elif not train:
-    raise FileNotFoundError(f'--mode=eval: no checkpoint in {workdir_path / "checkpoints"}')
   best = None
   if train and config.train.eval_every_epochs > 0:
     best = checkpoint_lib.BestCheckpoint(workdir_path)
@@ -239,6 +258,7 @@ def train_and_evaluate(
         host = {k: batch.pop(k) for k in HOST_KEYS if k in batch}
         state, metrics = train_step(state, parallel.to_global(batch, mesh))
         step += 1
+        checkpointer.raise_if_save_failed()  # A failed background save stops the run here.
         guard.record(step, metrics, host.get('video_id'))
         progress.update(1)
         if step % t.log_every_steps == 0 or step == total_steps:
@@ -283,7 +303,7 @@ def train_and_evaluate(
         meta = dict(_meta(step, steps_per_epoch), average_mAP=float(result.average_map))
         if best.offer(step, state, dict(meta, eval_subset=data.eval_subset)):
           logger.info('new best average mAP %.4f at step %d', result.average_map, step)
-    if checkpointer.latest_step() != step:
+    if train and checkpointer.latest_step() != step:  # Evaluation writes no checkpoint.
       checkpointer.save(step, state, _meta(step, steps_per_epoch), force=True)
     trained = True
   finally:
@@ -344,6 +364,25 @@ def train_and_evaluate(
   writer.close()
   jsonl.close()
   return final
+
+
+def _config_change(stored: epath.Path, config: ml_collections.ConfigDict) -> str:
+  """What differs between the workdir's ``config.json`` and ``config``, for the mismatch error."""
+  if not stored.is_file():
+    return f'{stored} is missing: pass the config the checkpoints were trained with'
+  try:
+    before = workdir_lib.load_config_json(stored)  # Over today's defaults, as predict reads it.
+  except configuration.ConfigError as e:
+    return f'{stored} cannot be read ({e})'
+  changes = configuration.differing_fields(
+    json.loads(before.to_json_best_effort()), json.loads(config.to_json_best_effort())
+  )
+  lines = [f'  {name}: {old} in {stored.name}, {new} now' for name, old, new in changes]
+  return (
+    f'fields that differ from {stored} ({len(changes)}):\n'
+    + '\n'.join(lines[:20])
+    + '\nnothing was changed: rerun with the stored values, or use a new --workdir'
+  )
 
 
 def _meta(step: int, steps_per_epoch: int) -> dict:

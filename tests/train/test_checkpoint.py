@@ -1,5 +1,6 @@
 """Checkpoints: every field of the state restored, damaged steps skipped, the best one kept."""
 
+import errno
 import logging
 import shutil
 
@@ -129,8 +130,11 @@ def test_no_readable_step_raises_and_moves_nothing(tmp_path):
   save_steps(tmp_path, [1, 2])
   for step in (1, 2):
     _delete_metadata(tmp_path / 'checkpoints' / str(step))
-  with pytest.raises(RuntimeError, match='could be restored'):
+  with pytest.raises(checkpoint_lib.DamagedCheckpointError) as error:
     checkpoint_lib.Checkpointer(tmp_path).restore_latest_valid(small_state())
+  assert str(error.value).endswith(
+    '(step 2: state/_METADATA missing; step 1: state/_METADATA missing); nothing was moved'
+  )
   assert helpers.checkpoint_steps(tmp_path) == [1, 2]
   assert not (tmp_path / 'checkpoints_corrupt').exists()
 
@@ -172,3 +176,86 @@ def test_workdir_paths_keep_bucket_uris_and_anchor_local_ones(tmp_path, monkeypa
   checkpointer = checkpoint_lib.Checkpointer(tmp_path / 'runs' / 'a')
   assert checkpointer.latest_step() == 1
   checkpointer.close()
+
+
+def test_evaluation_restores_the_step_asked_for_and_never_falls_back(tmp_path):
+  states = save_steps(tmp_path, [1, 2, 3])
+  _truncate_data_files(tmp_path / 'checkpoints' / '3')
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path)
+  with pytest.raises(checkpoint_lib.DamagedCheckpointError) as error:
+    checkpointer.restore_step(small_state())
+  message = str(error.value)
+  assert '\n' not in message and 'step 3: state/' in message and ' unreadable' in message
+  assert message.endswith(
+    'nothing was changed; pass --step=N to score another checkpoint (steps: [1, 2])'
+  )
+  state, meta = checkpointer.restore_step(small_state(), 2)
+  assert meta['step'] == 2
+  assert_same_state(state, states[2])
+  with pytest.raises(FileNotFoundError, match=r'no checkpoint step 7 .* \(steps: \[1, 2, 3\]\)'):
+    checkpointer.restore_step(small_state(), 7)
+  checkpointer.close()
+  assert helpers.checkpoint_steps(tmp_path) == [1, 2, 3]
+  assert not (tmp_path / 'checkpoints_corrupt').exists()
+
+
+def test_a_checkpoint_of_another_model_is_reported_not_skipped(tmp_path):
+  save_steps(tmp_path, [1, 2])
+  other = small_state()
+  other = other.replace(params={'conv': {'kernel': jnp.zeros((3, 4, 16))}, 'bias': jnp.zeros(16)})
+  with pytest.raises(checkpoint_lib.CheckpointMismatchError) as error:
+    checkpoint_lib.Checkpointer(tmp_path).restore_latest_valid(other)
+  assert '2 parameters differ' in str(error.value)
+  assert 'conv/kernel: checkpoint (3, 4, 8), config (3, 4, 16)' in str(error.value)
+  assert helpers.checkpoint_steps(tmp_path) == [1, 2]
+  assert not (tmp_path / 'checkpoints_corrupt').exists()
+
+
+def test_weights_for_predict_fall_back_like_training_but_move_nothing(tmp_path, caplog):
+  states = save_steps(tmp_path, [1, 2, 3])
+  _delete_metadata(tmp_path / 'checkpoints' / '3')
+  template = jax.eval_shape(lambda: small_state().params)
+  with caplog.at_level(logging.WARNING, logger='asl_jax.train.checkpoint'):
+    params, directory, step = checkpoint_lib.restore_params(tmp_path, template)
+  assert (directory, step) == (tmp_path / 'checkpoints', 2)
+  jax.tree.map(np.testing.assert_array_equal, params, states[2].ema_params)
+  assert 'checkpoints/3 cannot be restored (state/_METADATA missing)' in caplog.text
+  assert 'using checkpoint step 2' in caplog.text
+  assert helpers.checkpoint_steps(tmp_path) == [1, 2, 3]  # Left in place.
+  # A step folder named explicitly is read as it is, or the error names its damaged file.
+  with pytest.raises(
+    checkpoint_lib.DamagedCheckpointError, match='step 3: state/_METADATA missing'
+  ):
+    checkpoint_lib.restore_params(tmp_path / 'checkpoints' / '3', template)
+  raw, _, step = checkpoint_lib.restore_params(tmp_path, template, use_raw_weights=True, step=1)
+  assert step == 1
+  jax.tree.map(np.testing.assert_array_equal, raw, states[1].params)
+
+
+def disk_full_on_commit(monkeypatch) -> None:
+  """Every background save from now on fails as a full disk does: after the data were queued."""
+  from orbax.checkpoint._src.checkpointers import async_checkpointer
+
+  def fail(*args, **kwargs):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+  monkeypatch.setattr(async_checkpointer, '_on_commit_callback', fail)
+
+
+def test_a_failed_background_save_is_raised_and_the_last_good_step_kept(tmp_path, monkeypatch):
+  states = save_steps(tmp_path, [1])
+  checkpointer = checkpoint_lib.Checkpointer(tmp_path)
+  disk_full_on_commit(monkeypatch)
+  checkpointer.save(2, states[1], {'step': 2})
+  with pytest.raises(checkpoint_lib.CheckpointSaveError) as error:
+    checkpointer.raise_if_save_failed(wait=True)
+  assert 'saving checkpoint step 2' in str(error.value)
+  assert 'No space left on device' in str(error.value)
+  assert 'the last good checkpoint is step 1' in str(error.value)
+  checkpointer.raise_if_save_failed(wait=True)  # Reported once.
+  checkpointer.close()
+  monkeypatch.undo()
+  assert helpers.checkpoint_steps(tmp_path) == [1]
+  state, meta = checkpoint_lib.Checkpointer(tmp_path).restore_latest_valid(small_state())
+  assert meta['step'] == 1
+  assert_same_state(state, states[1])

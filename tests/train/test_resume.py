@@ -12,7 +12,6 @@ import types
 import numpy as np
 import pytest
 
-from asl_jax import predict
 from asl_jax.train import checkpoint as checkpoint_lib
 from asl_jax.train import loop
 from asl_jax.train import step as step_lib
@@ -84,7 +83,7 @@ def test_best_checkpoint_by_validation_map(reference):
   assert best['checkpoint'].endswith(f'checkpoints_best/{best_step}')
   # predict / export take the folder as it is: its only step is the best one.
   best_dir = reference.workdir / 'checkpoints_best'
-  assert predict.resolve_checkpoint(best_dir) == (best_dir, best_step)
+  assert checkpoint_lib.step_dirs(checkpoint_lib.resolve_checkpoint(best_dir)[0]) == [best_step]
 
 
 def assert_same_final_state(workdir, reference):
