@@ -2,7 +2,7 @@
 
   asl-evaluate --gt=FILE --pred=detections.json (--tiou=A:B:N | --tiou_preset=NAME) \
       [--subset=a,b] [--gt_video_info=CSV --gt_action_names=CSV] [--gt_cleaning=none] [--out=J] \
-      [--analysis=DIR [--analysis_tiou=0.5]]
+      [--analysis=DIR [--analysis_tiou=0.5]] [--strict]
 
 Ground truth: any file the annotation loaders read (ActivityNet's official file, ActionFormer's,
 flat, super-events; BSN's with --gt_video_info). Predictions:
@@ -44,6 +44,12 @@ _ANALYSIS = flags.DEFINE_string(
   'Also write a DETAD-style error analysis into this folder (error_analysis.json and .png): '
   'false positives by cause, false negatives by length and instances per video.',
 )
+_STRICT = flags.DEFINE_bool(
+  'strict',
+  False,
+  'Reject a detection with end < start instead of scoring it as a false positive, as the '
+  'official ActivityNet evaluator does (the count is printed either way).',
+)
 _ANALYSIS_TIOU = flags.DEFINE_float('analysis_tiou', 0.5, 'tIoU threshold of the error analysis.')
 flags.mark_flags_as_required(['gt', 'pred'])
 flags.mark_flags_as_mutual_exclusive(['tiou', 'tiou_preset'], required=True)
@@ -74,6 +80,7 @@ def main(argv: list[str]) -> None:
       video_info_csv=_GT_VIDEO_INFO.value,
       action_names_csv=_GT_ACTION_NAMES.value,
       gt_cleaning=_GT_CLEANING.value,
+      strict=_STRICT.value,
     )
   except ValueError as e:  # The loaders name the file, the video and the field.
     raise errors.UserError(str(e)) from e

@@ -21,7 +21,12 @@ TIOU_PRESETS = {
 
 
 def _check_rows(kind: str, video_ids: np.ndarray, columns: dict[str, np.ndarray]) -> None:
-  """Checks equal lengths, finiteness and start <= end; errors name the row and the video."""
+  """Checks equal lengths, finiteness and (GT only) start <= end; errors name the row and video.
+
+  An inverted prediction (end < start) is scored as ActivityNet's evaluator scores it: its
+  intersection with any GT is 0, so its IoU is 0 (a false positive) unless the union is 0 too
+  (GT length = start - end), where 0/0 = NaN counts as a match, as there (NaN IoU below).
+  """
   n = len(video_ids)
   for name, col in columns.items():
     if col.shape != (n,):
@@ -33,7 +38,7 @@ def _check_rows(kind: str, video_ids: np.ndarray, columns: dict[str, np.ndarray]
       seg = (columns['starts'][i], columns['ends'][i])
       raise ValueError(f'{kind} row {i} (video {video_ids[i]!r}): non-finite segment {seg}')
   bad = np.flatnonzero(columns['ends'] < columns['starts'])
-  if bad.size:
+  if bad.size and 'scores' not in columns:  # Ground truth.
     i = bad[0]
     seg = (columns['starts'][i], columns['ends'][i])
     raise ValueError(

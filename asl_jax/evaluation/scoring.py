@@ -9,6 +9,10 @@ The rules, each counted and reported, never silent:
   class without GT in the subset are ignored too (compute_map's rule).
 * The subset is compared case-insensitively and may list several subsets (a,b). Without it the GT
   must have a single subset: with several, the choice would silently decide what a number means.
+* Inverted detections (end < start), as other models' files contain a few, are scored as
+  ActivityNet's evaluator scores them (a false positive: IoU 0 with every GT) and counted; with
+  ``strict`` they are an error. NaN scores are always an error: the official evaluator silently
+  produces wrong APs for them.
 * GT cleaning: 'none' (default) evaluates every GT segment as written, as ActivityNet's official
   evaluator does; 'duplicates' removes repeated GT segments (ASL's ANETdetection); 'full' applies
   the training loader's cleaning (drop empty and late segments, clip, remove duplicates).
@@ -83,6 +87,7 @@ class PredictionCounts:
   class_without_gt: int = 0  # A GT class with no GT in the subset: ignored by compute_map.
   other_subset: int = 0  # Video of another subset of the GT file: false positives.
   video_not_in_gt: int = 0  # Video unknown to the GT file: false positives.
+  inverted: int = 0  # Used, with end < start: scored as ActivityNet's evaluator does.
   unknown_labels: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
 
@@ -92,6 +97,7 @@ def read_predictions(
   annotations: AnnotationSet,
   selected: Sequence[VideoRecord],
   gt_labels: set[int],
+  strict: bool = False,
 ) -> tuple[metrics.Predictions, PredictionCounts]:
   """Parses and validates a results file, mapping its videos and labels onto the ground truth."""
   if not os.path.exists(path):
@@ -124,8 +130,11 @@ def read_predictions(
       end = _number(segment[1], where=at, field='segment')
       if not (math.isfinite(start) and math.isfinite(end)):
         raise ValueError(f'{at}: field "segment" is not finite ({segment!r})')
-      if end < start:
-        raise ValueError(f'{at}: field "segment" is inverted (end < start): {segment!r}')
+      if end < start and strict:
+        raise ValueError(
+          f'{at}: field "segment" is inverted (end < start): {segment!r} (without --strict '
+          "it is scored as a false positive, as ActivityNet's evaluator does)"
+        )
       score = _number(det['score'], where=at, field='score')
       if math.isnan(score):
         raise ValueError(f'{at}: field "score" is NaN')
@@ -145,6 +154,7 @@ def read_predictions(
       elif gt_id not in in_subset:
         counts.other_subset += 1
       counts.used += 1
+      counts.inverted += end < start
       rows.append((gt_id or video_id, start, end, class_index[label], score))
   return metrics.Predictions.from_rows(rows), counts
 
@@ -170,8 +180,12 @@ def evaluate_files(
   video_info_csv: str | None = None,
   action_names_csv: str | None = None,
   gt_cleaning: annotations_lib.Cleaning = 'none',
+  strict: bool = False,
 ) -> tuple[metrics.MAPResult, dict]:
-  """Loads both files and computes the metrics; returns the result and the JSON report."""
+  """Loads both files and computes the metrics; returns the result and the JSON report.
+
+  ``strict``: an inverted detection (end < start) is an error instead of a counted false positive.
+  """
   class_names = None
   if action_names_csv is not None and video_info_csv is None:
     class_names = annotations_lib.read_class_names(action_names_csv)
@@ -192,7 +206,11 @@ def evaluate_files(
   if len(gt) == 0:
     raise ValueError(f'{annotations.source}: subset {subset_name!r} has no ground-truth segments')
   preds, counts = read_predictions(
-    pred_path, annotations=annotations, selected=selected, gt_labels=set(gt.labels.tolist())
+    pred_path,
+    annotations=annotations,
+    selected=selected,
+    gt_labels=set(gt.labels.tolist()),
+    strict=strict,
   )
   result = metrics.compute_map(gt, preds, tious, class_names=annotations.class_names)
   report = result.to_json_dict()
@@ -213,6 +231,7 @@ def evaluate_files(
       'predictions_class_without_gt': counts.class_without_gt,
       'predictions_other_subset': counts.other_subset,
       'predictions_video_not_in_gt': counts.video_not_in_gt,
+      'predictions_inverted': counts.inverted,
     },
     unknown_labels=dict(counts.unknown_labels.most_common()),
   )
@@ -237,6 +256,11 @@ def summary_text(report: dict) -> str:
     lines.append(
       f'ignored: {c["predictions_unknown_label"]} predictions with labels that are not GT '
       f'classes ({len(names)} names: {shown})'
+    )
+  if c.get('predictions_inverted'):
+    lines.append(
+      f'scored: {c["predictions_inverted"]} predictions with end < start, as the official '
+      'ActivityNet evaluator scores them (false positives); --strict rejects them'
     )
   if c['predictions_class_without_gt']:
     lines.append(

@@ -224,7 +224,8 @@ def test_bad_prediction_file_exits_2_naming_the_video(annotations_dir, tmp_path)
 def test_bad_predictions_exit_2(annotations_dir, tmp_path, capsys, content, message):
   pred = tmp_path / 'bad.json'
   pred.write_text(content if isinstance(content, str) else json.dumps(content))
-  code, _, err = _run(_thumos_args(annotations_dir, pred, tmp_path / 'm.json'), capsys)
+  # --strict: an inverted segment is an error too (without it, a counted false positive).
+  code, _, err = _run([*_thumos_args(annotations_dir, pred, tmp_path / 'm.json'), '--strict'])
   assert code == 2
   assert err.startswith('error: ') and 'bad.json' in err
   assert re.search(message, err), err
