@@ -64,6 +64,8 @@ def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
     shared_fraction=data.synthetic.shared_fraction,
     distractor_amplitude=data.synthetic.distractor_amplitude,
     distractor_similarity=data.synthetic.distractor_similarity,
+    # The layout of instances (the dense variant sets them); absent from older configs.
+    **{k: data.synthetic[k] for k in synthesize.LAYOUT_FIELDS if k in data.synthetic},
   )
   logger.info('synthetic dataset: %s', summary)
 
