@@ -63,6 +63,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.synthetic.shared_fraction = 0.25  # Similarity that classes share within a sub-action.
   data.synthetic.distractor_amplitude = 1.5  # Strength of the background distractors.
   data.synthetic.distractor_similarity = 0.3  # Squared cosine distractor ~ class middle part.
+  # Instance layout (SynthesisSpec; configs/demo.py:dense makes it MultiThumos-like).
+  data.synthetic.min_instances = 2  # Instances per video, uniform in [min, max].
+  data.synthetic.max_instances = 8
+  data.synthetic.overlap_prob = 0.2  # Chance an instance is placed across another class's.
+  data.synthetic.min_overlap_frac = 0.0  # Least overlap of such a pair, of the shorter one.
+  data.synthetic.class_part_concentration = 0.0  # > 0: per-class sub-action proportions.
 
   # ---------------------------------------------------------------- model
   model = config.model = ml_collections.ConfigDict()

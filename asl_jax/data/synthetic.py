@@ -19,7 +19,12 @@ matter unequally):
     videos; each distractor leans towards some class's middle prototype, so a detector has to
     see the start/end sub-actions (and the sharp onset) to tell an action from a distractor.
   * Instances of one class never overlap; with probability ``overlap_prob`` a new instance is
-    placed across one of another class (dense labels, where the features add).
+    placed across one of another class (dense labels, where the features add), overlapping it by
+    at least ``min_overlap_frac`` of the shorter one.
+  * Dense, MultiThumos-like data (``configs/demo.py:dense``): many instances per video, most of
+    them across others with long overlaps, and per-class sub-action proportions
+    (``class_part_concentration``) so the informative frames sit at different relative places
+    for different classes.
   * Instance lengths are log-uniform from ``min_instance_len`` grid steps to ``max_instance_frac``
     of the video, so every pyramid level's regression range is used.
 
@@ -49,6 +54,14 @@ from asl_jax.data.geometry import grid_to_sec
 VERSION = 'synthetic-1'
 PARTS = ('start', 'middle', 'end')
 SEGMENT_DECIMALS = 3  # Seconds are written with this many decimals.
+# SynthesisSpec fields of the instance layout that configs may set (data.synthetic.<field>).
+LAYOUT_FIELDS = (
+  'min_instances',
+  'max_instances',
+  'overlap_prob',
+  'min_overlap_frac',
+  'class_part_concentration',
+)
 
 # Stream ids mixed into the seed so class patterns and per-video draws never share a stream.
 _PATTERN_STREAM = 0
@@ -86,6 +99,14 @@ class SynthesisSpec:
   # variation (higher = closer to the mean).
   part_proportions: tuple[float, float, float] = (0.25, 0.5, 0.25)
   part_concentration: float = 12.0
+  # Per-class mean proportions (the dense, MultiThumos-like variant): 0 gives every class
+  # part_proportions; > 0 draws each class its own mean from a Dirichlet with this concentration
+  # around part_proportions (lower = classes differ more), so where a class's informative frames
+  # lie differs between classes and per-class Gaussians have something to learn.
+  class_part_concentration: float = 0.0
+  # An instance placed across another one overlaps it by at least this fraction of the shorter
+  # of the two (0: any overlap of one frame or more); long overlaps make labels dense.
+  min_overlap_frac: float = 0.0
   # Fraction of the (cosine) similarity that prototypes of one part share across classes.
   shared_fraction: float = 0.25
   # Transitional frames: each action frame is weak with this probability, scaled by weak_scale.
@@ -115,6 +136,8 @@ class SynthesisSpec:
       'min_instance_len': self.min_instance_len >= 3,
       'max_instance_frac': 0 < self.max_instance_frac <= 1,
       'overlap_prob': 0 <= self.overlap_prob <= 1,
+      'class_part_concentration': self.class_part_concentration >= 0,
+      'min_overlap_frac': 0 <= self.min_overlap_frac <= 1,
       'weak_frame_prob': 0 <= self.weak_frame_prob < 1,
       'shared_fraction': 0 <= self.shared_fraction < 1,
       'distractor_similarity': 0 <= self.distractor_similarity < 1,
@@ -168,6 +191,17 @@ def class_patterns(spec: SynthesisSpec) -> tuple[np.ndarray, np.ndarray]:
   return prototypes, distractors.reshape(spec.num_distractors, c)
 
 
+def class_part_means(spec: SynthesisSpec) -> np.ndarray:
+  """``[K, 3]`` mean start/middle/end proportions per class (all ``part_proportions`` unless
+  ``class_part_concentration > 0``); drawn from their own stream, so prototypes do not change."""
+  mean = np.asarray(spec.part_proportions, np.float64) / sum(spec.part_proportions)
+  if spec.class_part_concentration <= 0:
+    return np.tile(mean, (spec.num_classes, 1))
+  rng = np.random.default_rng([spec.seed, _PATTERN_STREAM, 2])
+  means = rng.dirichlet(spec.class_part_concentration * mean, size=spec.num_classes)
+  return np.maximum(means, 0.02) / np.maximum(means, 0.02).sum(-1, keepdims=True)
+
+
 def _place_instances(
   rng: np.random.Generator, t: int, spec: SynthesisSpec
 ) -> list[tuple[int, int, int]]:
@@ -190,7 +224,8 @@ def _place_instances(
       if across:
         h_start, h_len, h_label = placed[int(rng.integers(len(placed)))]
         label = int((h_label + rng.integers(1, spec.num_classes)) % spec.num_classes)
-        lo, hi = max(0, h_start - length + 1), min(t - length, h_start + h_len - 1)
+        need = max(1, int(np.ceil(spec.min_overlap_frac * min(length, h_len))))
+        lo, hi = max(0, h_start - length + need), min(t - length, h_start + h_len - need)
         if lo > hi:
           continue
         start = int(rng.integers(lo, hi + 1))
@@ -208,9 +243,11 @@ def _place_instances(
   return placed
 
 
-def _split_parts(rng: np.random.Generator, length: int, spec: SynthesisSpec) -> np.ndarray:
-  """Start/middle/end lengths (each >= 1) from Dirichlet proportions around the mean."""
-  alpha = spec.part_concentration * np.asarray(spec.part_proportions) / sum(spec.part_proportions)
+def _split_parts(
+  rng: np.random.Generator, length: int, spec: SynthesisSpec, mean: np.ndarray
+) -> np.ndarray:
+  """Start/middle/end lengths (each >= 1) from Dirichlet proportions around ``mean``."""
+  alpha = spec.part_concentration * mean
   p = rng.dirichlet(alpha)
   first = max(1, int(round(p[0] * length)))
   last = max(1, int(round(p[2] * length)))
@@ -239,6 +276,7 @@ def generate_video(
 ) -> SyntheticVideo:
   """Generates video ``index`` (deterministic in ``(spec, index)``)."""
   prototypes, distractors = class_patterns(spec) if patterns is None else patterns
+  part_means = class_part_means(spec)
   rng = np.random.default_rng([spec.seed, _VIDEO_STREAM, index])
   t = int(rng.integers(spec.min_len, spec.max_len + 1))
   instances = _place_instances(rng, t, spec)
@@ -251,7 +289,7 @@ def generate_video(
   weak = np.zeros(t, bool)
   parts = np.zeros((len(instances), 3), np.int64)
   for i, (start, length, label) in enumerate(instances):
-    parts[i] = _split_parts(rng, length, spec)
+    parts[i] = _split_parts(rng, length, spec, part_means[label])
     amplitude = spec.signal_amplitude * rng.uniform(
       1 - spec.amplitude_jitter, 1 + spec.amplitude_jitter
     )
