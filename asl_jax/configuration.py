@@ -115,7 +115,7 @@ def range_problems(config: ml_collections.ConfigDict) -> list[str]:
         f'{field} must be {_interval(low, high, low_in, high_in)} ({what}), got {value!r}'
       )
   train = config.train
-  if train.num_epochs + train.warmup_epochs < 1:
+  if min(train.num_epochs, train.warmup_epochs) >= 0 and train.num_epochs + train.warmup_epochs < 1:
     problems.append(
       'train.num_epochs + train.warmup_epochs must be >= 1 (num_epochs counts the epochs after '
       f'warm-up), got {train.num_epochs} + {train.warmup_epochs}'
