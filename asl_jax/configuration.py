@@ -44,10 +44,14 @@ def pyramid_stride(config: ml_collections.ConfigDict) -> int:
   return config.model.scale_factor ** config.model.arch[2]
 
 
+def per_level(value, num_levels: int) -> tuple:
+  """A setting given once for every pyramid level, or as a per-level list -> one per level."""
+  return tuple(value) if isinstance(value, (tuple, list)) else (value,) * num_levels
+
+
 def window_sizes(config: ml_collections.ConfigDict) -> tuple[int, ...]:
   """One attention window per pyramid level (-1: global), from an int or a per-level list."""
-  w, num_levels = config.model.window_size, config.model.arch[2] + 1
-  return tuple(w) if isinstance(w, (tuple, list)) else (w,) * num_levels
+  return per_level(config.model.window_size, config.model.arch[2] + 1)
 
 
 # Allowed values of numeric fields: (field, low, high, low included, high included, what it is).
@@ -171,10 +175,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for lo_hi in model.regression_ranges:
     if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
       problems.append(f'model.regression_ranges entry {lo_hi} is not a (lo, hi) pair with lo <= hi')
-  windows = (
-    model.window_size if isinstance(model.window_size, (tuple, list)) else (model.window_size,)
-  )
-  if isinstance(model.window_size, (tuple, list)) and len(windows) != num_levels:
+  windows = per_level(model.window_size, num_levels)
+  if len(windows) != num_levels:
     problems.append(f'model.window_size lists {len(windows)} windows for {num_levels} levels')
   for w in windows:
     if w != -1 and (w < 1 or w % 2 == 0):

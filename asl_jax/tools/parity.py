@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from asl_jax import configuration
 from asl_jax.model import torch_import
 from asl_jax.model.detector import ActionDetector
 from asl_jax.ops import segments as seg_ops
@@ -90,7 +91,7 @@ def detector_kwargs(model_kwargs: Mapping[str, Any], *, training: bool = False) 
     raise ValueError(f'input_dim {input_dim!r} and embd_dim {embd_dim!r}: both lists or neither')
   num_embed_convs, num_stem, num_branch = model_kwargs['backbone_arch']
   window = model_kwargs['n_mha_win_size']
-  windows = tuple(window) if isinstance(window, (list, tuple)) else (window,) * (num_branch + 1)
+  windows = configuration.per_level(window, num_branch + 1)
   train_cfg = model_kwargs.get('train_cfg', {})
   return dict(
     num_classes=model_kwargs['num_classes'],
