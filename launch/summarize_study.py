@@ -1,5 +1,10 @@
 """Summarises a Table 5 sweep (launch/synthetic_study.sh): mean +- std average mAP per row.
 
+Rows may add one of the options beyond the paper (``positives_inside``,
+``normalize_sensitivity``) to the full model; every row with two or more seeds gets Welch's t
+(unequal variances) against the baseline row (no ASL component), with its degrees of freedom
+and two-sided p.
+
   python -m launch.summarize_study workdirs/study [--out docs/synthetic_study_results.md]
 
 Reads ``ROOT/<config>/table5/<row>/seed<N>/metrics.json`` (written by asl_jax.main) and prints a
@@ -15,6 +20,8 @@ import json
 import pathlib
 import sys
 
+import numpy as np
+
 from asl_jax.train import seeds as seeds_lib
 
 # Row directory names (launch/sweep.py: variants joined with '+'; 'asl' = no variant).
@@ -25,13 +32,39 @@ COMPONENTS = (
 )
 
 
+# Options beyond the paper that a row may add (configs/ablations.py).
+OPTIONS = ('positives_inside', 'normalize_sensitivity')
+BASELINE = (False, False, False)
+
+
+def options_of(row: str) -> tuple[str, ...]:
+  """The options beyond the paper that a row adds."""
+  return tuple(p for p in row.split('+') if p in OPTIONS)
+
+
 def components_of(row: str) -> tuple[bool, ...]:
   """Which of the three ASL components a row keeps (True = on)."""
-  off = set(row.split('+')) if row != 'asl' else set()
+  off = set(row.split('+')) - set(OPTIONS) if row != 'asl' else set()
   unknown = off - {flag for _, flag in COMPONENTS}
   if unknown:
     raise ValueError(f'row {row!r}: not a Table 5 row (unknown parts {sorted(unknown)})')
   return tuple(flag not in off for _, flag in COMPONENTS)
+
+
+def welch_t(baseline: list[float], other: list[float]) -> tuple[float, float, float] | None:
+  """Welch's t of ``other`` against ``baseline`` (unequal variances), its Welch–Satterthwaite
+  degrees of freedom and the two-sided p; None with fewer than two values on either side."""
+  if len(baseline) < 2 or len(other) < 2:
+    return None
+  from scipy import stats
+
+  a, b = np.asarray(other, np.float64), np.asarray(baseline, np.float64)
+  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+  if va + vb == 0:
+    return None
+  t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+  df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+  return float(t), float(df), float(2 * stats.t.sf(abs(t), df))
 
 
 def collect(sweep_dir: pathlib.Path, weights: str = 'ema') -> dict[str, dict[int, dict]]:
@@ -46,11 +79,14 @@ def collect(sweep_dir: pathlib.Path, weights: str = 'ema') -> dict[str, dict[int
 
 def table(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
   """Markdown lines, and one record per row (for JSON), ordered by number of components."""
-  ordered = sorted(runs, key=lambda r: (sum(components_of(r)), components_of(r)[::-1]))
+  ordered = sorted(
+    runs, key=lambda r: (sum(components_of(r)), components_of(r)[::-1], options_of(r))
+  )
   seeds = sorted({s for r in runs.values() for s in r})
   tious = next(iter(next(iter(runs.values())).values()))['tious']
   header = [name for name, _ in COMPONENTS] + [f'seed {s}' for s in seeds]
-  header += ['mean ± std', *(f'@{t:g}' for t in tious)]
+  header += ['mean ± std', *(f'@{t:g}' for t in tious), 'Welch t vs baseline', 'beyond the paper']
+  baseline = next((r for r in runs if components_of(r) == BASELINE and not options_of(r)), None)
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   records = []
   for row in ordered:
@@ -60,6 +96,20 @@ def table(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
     cells = ['✓' if on else '–' for on in components_of(row)]
     cells += [f'{per_seed[s]["average_mAP"] * 100:.2f}' if s in per_seed else 'n/a' for s in seeds]
     cells += [f'**{mean:.2f} ± {std:.2f}**', *(f'{v:.2f}' for v in stats['mAP']['mean'])]
+    welch = None
+    if baseline is not None and row != baseline:
+      welch = welch_t(
+        seeds_lib.summarize(runs[baseline])['average_mAP']['per_seed'],
+        stats['average_mAP']['per_seed'],
+      )
+    cells.append(
+      ''
+      if row == baseline
+      else 'n/a'
+      if welch is None
+      else f't = {welch[0]:+.2f} (df {welch[1]:.1f}, p = {welch[2]:.3f})'
+    )
+    cells.append(', '.join(options_of(row)))
     lines.append('| ' + ' | '.join(cells) + ' |')
     records.append(
       dict(
@@ -68,6 +118,7 @@ def table(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
         average_mAP=stats['average_mAP']['per_seed'],
         mean=mean,
         std=std,
+        welch_t=None if welch is None else dict(zip(('t', 'df', 'p'), welch)),
       )
     )
   return lines, records
