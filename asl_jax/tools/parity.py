@@ -135,7 +135,15 @@ def loss_config(model_kwargs: Mapping[str, Any]) -> step_lib.LossConfig:
     num_classes=model_kwargs['num_classes'],
     center_sample_radius=radius,
     reg_loss_weight=loss_weight,
+    focal_alpha=0.25,  # ActionFormer's sigmoid_focal_loss.
+    focal_gamma=2.0,
     label_smoothing=train_cfg.get('label_smoothing', 0.0),
+    sensitivity_loss_weight=1.0,  # No instance evaluators in ActionFormer: L_s is not computed.
+    contrastive_weight=0.0,  # ActionFormer has no ASCL.
+    contrastive_delta=0.2,
+    contrastive_temperature=0.07,
+    cls_positives='centre',
+    normalize_sensitivity=False,
   )
 
 

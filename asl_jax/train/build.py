@@ -47,8 +47,8 @@ def build_loss_config(config: ml_collections.ConfigDict) -> step_lib.LossConfig:
     contrastive_weight=t.contrastive_weight,
     contrastive_delta=t.contrastive_delta,
     contrastive_temperature=t.contrastive_temperature,
-    cls_positives=t.get('cls_positives', 'centre'),
-    normalize_sensitivity=t.get('normalize_sensitivity', False),
+    cls_positives=t.cls_positives,
+    normalize_sensitivity=t.normalize_sensitivity,
   )
 
 

@@ -14,23 +14,27 @@ from asl_jax.ops import sensitivity as sens
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """Loss hyperparameters, explicit so the step never reads a config."""
+  """Loss hyperparameters, explicit so the step never reads a config.
+
+  Every field is required: the values live in ``configs/base.py`` (``train.*``) and reach here
+  through :func:`asl_jax.train.build.build_loss_config`.
+  """
 
   num_classes: int
-  center_sample_radius: float = 1.5
-  reg_loss_weight: float = 1.0
-  focal_alpha: float = 0.25
-  focal_gamma: float = 2.0
-  label_smoothing: float = 0.0
-  sensitivity_loss_weight: float = 1.0  # Weight of L_s (instance-level quality regression).
-  contrastive_weight: float = 0.0  # lambda of L_ASCL (paper: 0.3); 0 skips the term.
-  contrastive_delta: float = 0.2  # delta: half-width of the sensitive ranges, in action lengths.
-  contrastive_temperature: float = 0.07  # tau of exp(cos / tau).
-  # Beyond the paper, off by default (docs/design.md, "Sensitivity options"):
-  cls_positives: str = 'centre'  # 'centre': ActionFormer's centre sampling; 'inside': every point
+  center_sample_radius: float
+  reg_loss_weight: float
+  focal_alpha: float
+  focal_gamma: float
+  label_smoothing: float
+  sensitivity_loss_weight: float  # Weight of L_s (instance-level quality regression).
+  contrastive_weight: float  # lambda of L_ASCL (paper: 0.3); 0 skips the term.
+  contrastive_delta: float  # delta: half-width of the sensitive ranges, in action lengths.
+  contrastive_temperature: float  # tau of exp(cos / tau).
+  # Beyond the paper, off in the configs (docs/design.md, "Sensitivity options"):
+  cls_positives: str  # 'centre': ActionFormer's centre sampling; 'inside': every point
   # strictly inside a ground truth (at the levels whose regression range it fits) is a
   # classification positive; regression keeps ActionFormer's centre-sampled positives.
-  normalize_sensitivity: bool = False  # p / its mean over each instance's positives.
+  normalize_sensitivity: bool  # p / its mean over each instance's positives.
 
 
 def compute_losses(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from asl_jax.ops import losses
+from asl_jax.tools import parity
 from asl_jax.train import objective
 from tests import fixture_utils
 
@@ -41,7 +42,7 @@ def test_losses_match_reference_from_stored_outputs(fx):
     'mask': jnp.asarray(fixture_utils.concat_levels(fx, 'out/fpn_masks_')),
   }
   batch = {'segments': segs, 'labels': labels, 'segment_valid': valid}
-  cfg = objective.LossConfig(num_classes=fx['config']['model_kwargs']['num_classes'])
+  cfg = parity.loss_config(fx['config']['model_kwargs'])  # ActionFormer's objective.
   total, terms = jax.jit(
     lambda o, b: objective.compute_losses(o, b, fixture_utils.points(fx), jnp.float32(100.0), cfg)
   )(outputs, batch)

@@ -20,6 +20,19 @@ K, C, T = 3, 4, 32
 RANGES = [(0.0, 4.0), (4.0, 8.0), (8.0, 1e4)]
 LOSS_NORM = 5.0
 LAMBDA = 0.3
+# The paper's settings, as the oracle's equations take them (every LossConfig field is required).
+PAPER = dict(
+  center_sample_radius=1.5,
+  reg_loss_weight=1.0,
+  focal_alpha=0.25,
+  focal_gamma=2.0,
+  label_smoothing=0.0,
+  sensitivity_loss_weight=1.0,
+  contrastive_delta=0.2,
+  contrastive_temperature=0.07,
+  cls_positives='centre',
+  normalize_sensitivity=False,
+)
 
 
 def _points():
@@ -125,7 +138,8 @@ def jax_objective(params, data, option='paper'):
     **q,
   }
   batch = {k: data[k] for k in ('segments', 'labels', 'segment_valid', 'mask')}
-  cfg = objective.LossConfig(num_classes=K, contrastive_weight=LAMBDA, **OPTIONS[option][0])
+  settings = {**PAPER, **OPTIONS[option][0]}
+  cfg = objective.LossConfig(num_classes=K, contrastive_weight=LAMBDA, **settings)
   return objective.compute_losses(outputs, batch, data['points'], jnp.float32(LOSS_NORM), cfg)
 
 
