@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Runs asl_jax.main on one local NVIDIA GPU; --debug shrinks the run and turns on NaN checks.
+# Runs asl_jax.main on local NVIDIA GPUs; --debug shrinks the run and turns on NaN checks.
 #
 #   launch/gpu_local.sh --config=configs/demo.py --workdir=workdirs/gpu_demo \
-#       [--debug] [--no_jit] [--mem_fraction=0.5 | --preallocate] [--cuda=12] [--dry_run] \
+#       [--gpus=0 | --gpus=0,1,2,3 | --gpus=all] [--debug] [--no_jit] \
+#       [--mem_fraction=0.5 | --preallocate] [--cuda=12] [--dry_run] \
+#       [--coordinator_address=HOST:PORT --num_processes=N --process_id=I] \
 #       [--config.train.batch_size=4 ...]
+#
+# One host, several GPUs: one process drives every GPU it sees (--gpus=all, or a list); the batch
+# is split over them. Several hosts: run this once per host with the same --coordinator_address
+# (host 0's address and a free port), --num_processes (the number of hosts) and each host's
+# --process_id (0 .. N-1); the workdir must be the same folder on every host. The exit status is
+# asl_jax.main's (0 finished, 1 error, 2 usage, 75 preempted or a host lost: run it again).
 #
 # 1. Creates .venv from requirements.txt when missing (make venv) and installs
 #    jax[cuda12]==0.10.2 into it when its CUDA plugin is missing (--cuda=13: jax[cuda13]).
@@ -12,7 +20,8 @@
 #    can share the GPU, and nvidia-smi shows the real use); --preallocate restores the default
 #    (slightly faster, fewer fragmentation OOMs); --mem_fraction=F sets
 #    XLA_PYTHON_CLIENT_MEM_FRACTION=F (the share preallocated, or the cap otherwise).
-#    CUDA_VISIBLE_DEVICES defaults to 0: one GPU, even on a multi-GPU machine.
+#    --gpus sets CUDA_VISIBLE_DEVICES (default 0: one GPU, even on a multi-GPU machine; all: every
+#    GPU, the variable left unset).
 # 3. --debug: JAX_DEBUG_NANS=True (a jitted function producing NaN/inf is re-run op by op and
 #    raises at the op), JAX_LOG_COMPILES=True (shows recompilations), and config overrides for a
 #    small model and a short run (listed in DEBUG_OVERRIDES); later --config.* arguments win.
@@ -37,8 +46,8 @@ DEBUG_OVERRIDES=(
   --config.train.log_every_steps=1 --config.train.checkpoint_every_steps=20
 )
 
-config='' workdir='' debug=0 no_jit=0 dry_run=0 preallocate=0 mem_fraction='' cuda=12
-overrides=()
+config='' workdir='' debug=0 no_jit=0 dry_run=0 preallocate=0 mem_fraction='' cuda=12 gpus=''
+overrides=() multihost=()
 for arg in "$@"; do
   case "$arg" in
     --config=*) config="${arg#--config=}" ;;
@@ -49,13 +58,20 @@ for arg in "$@"; do
     --preallocate) preallocate=1 ;;
     --mem_fraction=*) mem_fraction="${arg#--mem_fraction=}" ;;
     --cuda=*) cuda="${arg#--cuda=}" ;;
+    --gpus=*) gpus="${arg#--gpus=}" ;;
+    --coordinator_address=* | --num_processes=* | --process_id=*) multihost+=("$arg") ;;
     --config.*=*) overrides+=("$arg") ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "gpu_local.sh: unknown argument '$arg' (--config.a.b=value passes through)" >&2; exit 2 ;;
   esac
 done
 if [[ -z "$config" || -z "$workdir" ]]; then
   echo 'gpu_local.sh: --config=FILE and --workdir=DIR are required (see --help)' >&2
+  exit 2
+fi
+if (( ${#multihost[@]} != 0 && ${#multihost[@]} != 3 )); then
+  echo 'gpu_local.sh: several hosts need all of --coordinator_address, --num_processes and' \
+    '--process_id' >&2
   exit 2
 fi
 if [[ "$cuda" != 12 && "$cuda" != 13 ]]; then
@@ -77,7 +93,13 @@ if (( dry_run )) || ! "$PY" -m pip show -q "jax-cuda${cuda}-plugin" > /dev/null 
 fi
 
 # ---------------------------------------------------------------- environment
-export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
+if [[ "$gpus" == all ]]; then
+  unset CUDA_VISIBLE_DEVICES
+elif [[ -n "$gpus" ]]; then
+  export CUDA_VISIBLE_DEVICES="$gpus"
+else
+  export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
+fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 if (( preallocate )); then
   unset XLA_PYTHON_CLIENT_PREALLOCATE
@@ -87,7 +109,7 @@ fi
 if [[ -n "$mem_fraction" ]]; then
   export XLA_PYTHON_CLIENT_MEM_FRACTION="$mem_fraction"
 fi
-args=(--config="$config" --workdir="$workdir")
+args=(--config="$config" --workdir="$workdir" "${multihost[@]+"${multihost[@]}"}")
 if (( debug )); then
   export JAX_DEBUG_NANS=True JAX_LOG_COMPILES=True
   args+=("${DEBUG_OVERRIDES[@]}")

@@ -17,8 +17,9 @@ row with ``--config.seed=N``. Launchers:
   gpu    the same arguments through ``bash launch/gpu_local.sh`` (installs the CUDA jax, one GPU)
   tpu    ``PYTHON launch/tpu_pod.py --tpu=... --zone=... --accelerator_type=... ...`` (needs
          --tpu, --zone, --accelerator_type; --workdir_root should be gs://; runs one after the
-         other on the slice, so the install step runs only for the first one). TPU slices need a
-         global batch divisible by their device count: pass --config.train.batch_size=N.
+         other on the slice, so the install step runs only for the first one; tpu_pod.py adds
+         --distributed on slices of several hosts). TPU slices need a global batch divisible by
+         their device count: pass --config.train.batch_size=N.
 Trailing ``--config.*`` arguments are added to every command. Every run's config is loaded and its
 overrides applied before anything is printed, so a wrong variant or key fails at once. The output
 is a shell script: ``python -m launch.sweep ... > sweep.sh && bash sweep.sh``. PYTHON is the

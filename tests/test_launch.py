@@ -58,20 +58,21 @@ def test_tpu_pod_dry_run_prints_every_step():
   scp, unpack, install, sync, train = commands
   assert scp[5].endswith('.tgz') and scp[6] == 'asl-pod:~/asl_jax_code.tgz'
   assert 'tar xzf ~/asl_jax_code.tgz' in unpack[6]
-  assert "pip install -q -r requirements.txt 'jax[tpu]==0.10.2'" in install[6]
+  assert '-c requirements.txt "$(ls dist/asl_jax-*.whl)[tpu]"' in install[6]
+  assert 'uv venv -q --seed --python 3.11 .venv' in install[6]  # When no python3.11+ is found.
+  assert install[6].index('asl-jax needs Python >= 3.11') < install[6].index('pip install')
   assert 'gcloud storage rsync --recursive gs://bucket/data/demo /data/demo' in sync[6]
   remote = train[6].removeprefix('--command=')
   assert remote.startswith('cd ~/asl-jax && ')
-  assert shlex.split(remote.removeprefix('cd ~/asl-jax && '))[1:] == [
-    '.venv/bin/python',
-    '-m',
-    'asl_jax.main',
+  assert shlex.split(remote.removeprefix('cd ~/asl-jax && '))[3:] == [
+    '.venv/bin/asl-train',
     '--config=configs/demo.py:small',
     '--workdir=gs://bucket/asl/demo',
+    '--distributed',  # 4 hosts: always, without being asked.
     '--config.train.batch_size=32',
     '--config.train.learning_rate=2e-3',
   ]
-  assert '# pack ' in out and 'asl_jax/main.py' in _tpu_pod().code_files()
+  assert '# build the wheel and pack ' in out and 'asl_jax/main.py' in _tpu_pod().code_files()
 
 
 def test_tpu_pod_git_mode_detach_and_refusals():
@@ -95,6 +96,33 @@ def test_tpu_pod_git_mode_detach_and_refusals():
     tpu_pod.parse_args('--tpu=t --zone=z --accelerator_type=v4-8 --config=c --workdir=w -x'.split())
   with pytest.raises(ValueError, match='unknown --accelerator_type'):
     tpu_pod.tpu_topology('a100-8')
+
+
+def test_tpu_pod_one_host_runs_without_distributed_and_offline_install():
+  tpu_pod = _tpu_pod()
+  args, overrides = tpu_pod.parse_args(
+    '--tpu=t --zone=z --accelerator_type=v4-8 --config=demo.py --workdir=/w '
+    '--worker_python=/opt/py311/bin/python3.11 --offline_site_packages=/opt/deps'.split()
+  )
+  steps = dict(tpu_pod.build_commands(args, overrides, '/tmp/unused.tgz'))
+  assert '--distributed' not in steps['train'][6]
+  assert 'exec env TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/asl-train --config=demo.py' in steps['train'][6]
+  install = steps['install'][6]
+  assert '/opt/py311/bin/python3.11 -m venv --without-pip .venv' in install
+  assert 'echo /opt/deps > ' in install and '--no-index --no-deps' in install
+  assert 'uv' not in install.split() and '[tpu]' not in install
+
+
+@pytest.mark.parametrize(
+  'version, ok', [((3, 10, 12), False), ((3, 11, 0), True), ((3, 13, 1), True)]
+)
+def test_worker_python_check_is_one_clear_line(version, ok):
+  # The install step's check, run as if by an interpreter of that version.
+  fake = f'import sys; sys.version_info = {version}; sys.executable = "/usr/bin/python3"; '
+  proc = _run([sys.executable, '-c', fake + _tpu_pod().PYTHON_CHECK])
+  assert proc.returncode == (0 if ok else 1)
+  want = '' if ok else 'asl-jax needs Python >= 3.11 on the workers; /usr/bin/python3 is 3.10\n'
+  assert proc.stderr == want
 
 
 @pytest.mark.parametrize(
@@ -154,4 +182,19 @@ def test_gpu_local_dry_run_and_debug_overrides_make_a_valid_config(monkeypatch):
   plain = _gpu_dry_run('--config=c', '--workdir=w', '--preallocate', '--cuda=13').stdout
   assert 'jax[cuda13]==0.10.2' in plain and 'XLA_PYTHON_CLIENT_PREALLOCATE' not in plain
   assert _gpu_dry_run('--config=c').returncode == 2
+
+  # Several GPUs on one host (one process sees them all); several hosts with coordinator flags.
+  many = _gpu_dry_run(
+    '--config=c', '--workdir=w', '--gpus=all', '--coordinator_address=h0:1234',
+    '--num_processes=2', '--process_id=1',
+  ).stdout  # fmt: skip
+  assert 'CUDA_VISIBLE_DEVICES' not in many
+  run = shlex.split(next(line for line in many.splitlines() if 'asl_jax.main' in line))[1:]
+  assert run[3:] == ['--config=c', '--workdir=w', '--coordinator_address=h0:1234',
+                     '--num_processes=2', '--process_id=1']  # fmt: skip
+  assert (
+    'env CUDA_VISIBLE_DEVICES=0,1' in _gpu_dry_run('--config=c', '--workdir=w', '--gpus=0,1').stdout
+  )
+  partial = _gpu_dry_run('--config=c', '--workdir=w', '--num_processes=2')
+  assert partial.returncode == 2 and 'need all of --coordinator_address' in partial.stderr
   assert _gpu_dry_run('--config=c', '--workdir=w', '--bogus').returncode == 2

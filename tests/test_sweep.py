@@ -91,6 +91,19 @@ def test_gpu_and_tpu_launchers(capsys):
   assert ['--skip_install' in c for c in commands] == [False, True, True, True]
 
 
+@pytest.mark.parametrize('accelerator, hosts', [('v4-32', 4), ('v4-8', 1)])
+def test_tpu_lines_start_the_distributed_runtime_on_multi_host_slices(capsys, accelerator, hosts):
+  from tests.test_launch import _tpu_pod
+
+  tpu_pod = _tpu_pod()
+  tpu = ['--launcher=tpu', '--tpu=vm', '--zone=z', f'--accelerator_type={accelerator}']
+  _, commands, _ = _run_main(capsys, '--config=configs/charades_i3d.py', '--sweep=delta', *tpu)
+  for c in commands:  # What tpu_pod.py runs on the workers for each sweep line.
+    args, overrides = tpu_pod.parse_args(c[2:])
+    train = dict(tpu_pod.build_commands(args, overrides, 'code.tgz'))['train'][6]
+    assert ('--distributed' in shlex.split(train.split(' && ', 1)[1])) == (hosts > 1), train
+
+
 @pytest.mark.parametrize(
   'argv, message',
   [
