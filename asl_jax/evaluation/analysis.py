@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from asl_jax.data import annotations as annotations_lib
 from asl_jax.evaluation import metrics, scoring
 
 FP_KINDS = ('double_detection', 'wrong_label', 'localization', 'confusion', 'background')
@@ -174,38 +173,8 @@ def format_summary(result: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def analyze_files(
-  gt_path: str,
-  pred_path: str,
-  *,
-  tiou: float = 0.5,
-  subset: str | None = None,
-  video_info_csv: str | None = None,
-  action_names_csv: str | None = None,
-  gt_cleaning: annotations_lib.Cleaning = 'none',
-) -> dict[str, Any]:
-  """:func:`analyze` of two files, read as :func:`asl_jax.evaluation.scoring.evaluate_files`
-  reads them (same loaders, subsets and prediction filtering)."""
-  class_names = None
-  if action_names_csv is not None and video_info_csv is None:
-    class_names = annotations_lib.read_class_names(action_names_csv)
-    action_names_csv = None
-  annotations = annotations_lib.load_annotations(
-    gt_path,
-    video_info_csv=video_info_csv,
-    action_names_csv=action_names_csv,
-    class_names=class_names,
-    cleaning=gt_cleaning,
-  )
-  selected = (
-    annotations.subset([s for s in subset.split(',') if s]) if subset else annotations.videos
-  )
-  gt = metrics.GroundTruth.from_rows(
-    (v.video_id, float(s), float(e), int(k))
-    for v in selected
-    for (s, e), k in zip(v.segments_sec, v.labels)
-  )
-  preds, _ = scoring.read_predictions(
-    pred_path, annotations=annotations, selected=selected, gt_labels=set(gt.labels.tolist())
-  )
-  return analyze(gt, preds, tiou=tiou, class_names=annotations.class_names)
+def analyze_files(gt_path: str, pred_path: str, *, tiou: float = 0.5, **read_options) -> dict:
+  """:func:`analyze` of two files, read as the mAP reads them
+  (:func:`asl_jax.evaluation.scoring.read_inputs`, whose options it takes)."""
+  inputs = scoring.read_inputs(gt_path, pred_path, **read_options)
+  return analyze(inputs.gt, inputs.preds, tiou=tiou, class_names=inputs.annotations.class_names)

@@ -171,18 +171,29 @@ def _select(annotations: AnnotationSet, subset: str | None) -> tuple[list[VideoR
   return annotations.subset([s for s in subset.split(',') if s]), subset
 
 
-def evaluate_files(
+@dataclasses.dataclass(frozen=True)
+class ScoredInputs:
+  """A ground-truth file and a results file, read and matched up as every score of them is."""
+
+  annotations: AnnotationSet
+  selected: list[VideoRecord]  # The GT videos of the evaluated subset(s).
+  subset_name: str
+  gt: metrics.GroundTruth
+  preds: metrics.Predictions
+  counts: Any  # What read_predictions counted (used, ignored, inverted, ...).
+
+
+def read_inputs(
   gt_path: str,
   pred_path: str,
   *,
-  tious: np.ndarray,
   subset: str | None = None,
   video_info_csv: str | None = None,
   action_names_csv: str | None = None,
   gt_cleaning: annotations_lib.Cleaning = 'none',
   strict: bool = False,
-) -> tuple[metrics.MAPResult, dict]:
-  """Loads both files and computes the metrics; returns the result and the JSON report.
+) -> ScoredInputs:
+  """Both files through the loaders, the subset choice and the prediction filtering.
 
   ``strict``: an inverted detection (end < start) is an error instead of a counted false positive.
   """
@@ -212,6 +223,22 @@ def evaluate_files(
     gt_labels=set(gt.labels.tolist()),
     strict=strict,
   )
+  return ScoredInputs(annotations, selected, subset_name, gt, preds, counts)
+
+
+def evaluate_files(
+  gt_path: str,
+  pred_path: str,
+  *,
+  tious: np.ndarray,
+  gt_cleaning: annotations_lib.Cleaning = 'none',
+  **read_options,
+) -> tuple[metrics.MAPResult, dict]:
+  """Loads both files (:func:`read_inputs`, whose options it takes) and computes the metrics;
+  returns the result and the JSON report."""
+  inputs = read_inputs(gt_path, pred_path, gt_cleaning=gt_cleaning, **read_options)
+  annotations, selected, subset_name = inputs.annotations, inputs.selected, inputs.subset_name
+  gt, preds, counts = inputs.gt, inputs.preds, inputs.counts
   result = metrics.compute_map(gt, preds, tious, class_names=annotations.class_names)
   report = result.to_json_dict()
   report.update(
