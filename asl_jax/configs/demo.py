@@ -86,5 +86,6 @@ def get_config(arg: str | None = None):
     config.train.write_figures = False  # Seconds per run; tests switch it on where needed.
     config.train.num_epochs = 1
     config.train.warmup_epochs = 1
+    config.train.min_steps = 0  # Exactly the epochs above: :small's 300-step floor is minutes.
     config.test.batch_size = 4
   return config
