@@ -10,7 +10,8 @@
 #
 # Settings (environment): STUDY_SEEDS (default "1 2 3"), STUDY_EPOCHS (epochs after the 2
 # warm-up epochs, default 18), STUDY_VIDEOS (videos generated, 3/4 for training, default 160),
-# STUDY_STREAMS (parallel runs, default 2), STUDY_HARD (1: also the :hard ASCL reruns, default 1).
+# STUDY_STREAMS (parallel runs, default 2), STUDY_HARD (1: also the :hard ASCL reruns, default 1),
+# STUDY_RUNS (a file of "<dense|hard> <row> <seed>" lines: run those, in that order, instead).
 # With the defaults a dense run is 20 epochs x 15 steps = 300 optimizer steps of batch 8 (about
 # 4 minutes on a quiet 2-core CPU). Runs go seed by seed (each seed: the dense rows, then the
 # :hard reruns), so a partial study covers every row with its first seeds; a run whose workdir
@@ -86,5 +87,6 @@ loop.maybe_synthesize(config.data)
 EOF
 done
 
-runs | xargs -P "$STREAMS" -L 1 bash -c 'run_one "$0" "$1" "$2"'
+if [[ -n "${STUDY_RUNS:-}" ]]; then cat "$STUDY_RUNS"; else runs; fi |
+  xargs -P "$STREAMS" -L 1 bash -c 'run_one "$0" "$1" "$2"'
 "$PY" -m launch.summarize_study "$ROOT" --out docs/synthetic_study_results.md
