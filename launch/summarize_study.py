@@ -95,7 +95,8 @@ def table(runs: dict[str, dict[int, dict]]) -> tuple[list[str], list[dict]]:
     mean, std = stats['average_mAP']['mean'], stats['average_mAP']['std']
     cells = ['✓' if on else '–' for on in components_of(row)]
     cells += [f'{per_seed[s]["average_mAP"] * 100:.2f}' if s in per_seed else 'n/a' for s in seeds]
-    cells += [f'**{mean:.2f} ± {std:.2f}**', *(f'{v:.2f}' for v in stats['mAP']['mean'])]
+    spread = f'{mean:.2f} ± {std:.2f}' if len(per_seed) > 1 else f'{mean:.2f} (1 seed)'
+    cells += [f'**{spread}**', *(f'{v:.2f}' for v in stats['mAP']['mean'])]
     welch = None
     if baseline is not None and row != baseline:
       welch = welch_t(

@@ -37,7 +37,7 @@ def test_option_rows_and_welch_column(tmp_path, capsys):
   baseline, full, option = lines[1:4]
   assert baseline.endswith('| 73.00 | 53.00 |  |  |')
   assert full.endswith('| t = +2.80 (df 1.3, p = 0.169) |  |')
-  assert option.startswith('| ✓ | ✓ | ✓ | 71.00 | n/a | n/a |')
+  assert option.startswith('| ✓ | ✓ | ✓ | 71.00 | n/a | n/a | **71.00 (1 seed)** |')
   assert option.endswith('| n/a | normalize_sensitivity |')  # One seed: no t.
   summary = json.loads((tmp_path / 'table.json').read_text())['demo_dense']
   assert summary[1]['welch_t']['t'] == pytest.approx(2.7998, abs=1e-4)
