@@ -3,7 +3,8 @@
   asl-parity --fixture=shared/fixtures/actionformer_tiny_a.npz [--tolerance=1e-4] [--nograds]
 
 Prints a JSON report; exits 1 if any compared tensor differs by more than the tolerance (what
-is compared and how: :mod:`asl_jax.tools.parity`).
+is compared and how: :mod:`asl_jax.tools.parity`). Intermediates the tool has no name for are
+listed on stderr as not compared; they do not fail the check.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def main(argv: list[str]) -> int:
   report = parity.run_parity(_FIXTURE.value, tol=_TOLERANCE.value, grads=_GRADS.value)
   json.dump(report, sys.stdout, indent=1)
   sys.stdout.write('\n')
+  skipped = parity.not_compared(report)
+  if skipped:
+    sys.stderr.write('not compared:\n  ' + '\n  '.join(skipped) + '\n')
   failed = parity.failures(report)
   if failed:
     sys.stderr.write('parity FAILED for:\n  ' + '\n  '.join(failed) + '\n')

@@ -1,5 +1,6 @@
 """The parity tool on a fixture holding intermediates beyond the ones it was written for."""
 
+import json
 import pathlib
 
 import numpy as np
@@ -64,3 +65,12 @@ def test_a_wrong_embd_pe_still_fails(tmp_path):
   report = parity.run_parity(path, tol=TOL, grads=False)
   assert not report['ok']
   assert parity.failures(report) == ['eval: out/embd_pe', 'train_no_dropout: out/embd_pe']
+
+
+def test_cli_exits_0_and_lists_what_it_did_not_compare(tmp_path):
+  from tests.model.test_parity import _run_cli
+
+  done = _run_cli(_with_extra_keys(tmp_path))
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert 'not compared:' in done.stderr and 'out/attn_map_stem_0' in done.stderr
+  assert json.loads(done.stdout)['eval']['out/embd_pe']['ok']
