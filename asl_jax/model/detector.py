@@ -53,6 +53,7 @@ class ActionDetector(nn.Module):
   stream_embed_dims: Sequence[int] = ()  # Width each stream is projected to (1x1 masked conv).
   use_abs_pe: bool = False  # Sinusoid absolute position embedding after the embedding convs.
   max_seq_len: int = 0  # Position-table length (the training window); > 0 with use_abs_pe.
+  remat: str = 'none'  # Encoder-block rematerialisation (encoder.REMAT_POLICIES).
   dtype: Dtype = jnp.float32  # Compute dtype; parameters stay float32.
 
   @nn.compact
@@ -83,6 +84,7 @@ class ActionDetector(nn.Module):
       stream_embed_dims=tuple(self.stream_embed_dims),
       use_abs_pe=self.use_abs_pe,
       max_seq_len=self.max_seq_len,
+      remat=self.remat,
       dtype=self.dtype,
       name='encoder',
     )(x, mask, deterministic=deterministic)

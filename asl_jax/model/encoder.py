@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -42,8 +43,11 @@ class TransformerBlock(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask, *, deterministic: bool) -> tuple[jax.Array, jax.Array]:
-    """x ``[B, T, C]``, mask ``[B, T]`` -> (``[B, T/stride, C]``, mask)."""
+  def __call__(self, x, mask, deterministic: bool) -> tuple[jax.Array, jax.Array]:
+    """x ``[B, T, C]``, mask ``[B, T]`` -> (``[B, T/stride, C]``, mask).
+
+    ``deterministic`` may be passed positionally: :data:`REMAT_POLICIES` needs it static (argnum 3).
+    """
     c = self.embed_dim
     h_in = layer_norm('ln1', self.dtype)(x)
     attn, out_mask = MaskedMHCA(
@@ -63,6 +67,18 @@ class TransformerBlock(nn.Module):
     h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
     y = y + AffineDropPath(self.droppath, name='drop_path_mlp')(h * m, deterministic=deterministic)
     return y, out_mask
+
+
+# Rematerialisation of each transformer block in the backward pass (``model.remat``): what the
+# forward pass keeps for the backward pass inside a block. 'full' keeps only the block's input and
+# recomputes the rest; 'dots' keeps the outputs of the projections (matmuls without batch
+# dimensions) and recomputes attention scores, softmax, norms and activations. Measured in
+# bench/RESULTS.md ("step memory"); docs/design.md says when each pays.
+REMAT_POLICIES: dict[str, Any] = {
+  'none': None,
+  'full': jax.checkpoint_policies.nothing_saveable,
+  'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
 
 
 class ConvTransformerEncoder(nn.Module):
@@ -90,6 +106,7 @@ class ConvTransformerEncoder(nn.Module):
   stream_embed_dims: Sequence[int] = ()  # Projected width of each stream (concatenated).
   use_abs_pe: bool = False  # Add the sinusoid absolute position embedding after the embedding.
   max_seq_len: int = 0  # Length of the position table (training window); > 0 with use_abs_pe.
+  remat: str = 'none'  # Block rematerialisation: a key of REMAT_POLICIES.
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -119,8 +136,16 @@ class ConvTransformerEncoder(nn.Module):
       pe = absolute_position_embedding(x.shape[1], x.shape[-1], self.max_seq_len)
       x = x + jnp.asarray(pe, x.dtype)[None] * mask[..., None].astype(x.dtype)
 
+    if self.remat not in REMAT_POLICIES:
+      raise ValueError(f'remat must be one of {sorted(REMAT_POLICIES)}, got {self.remat!r}')
+    block_class = TransformerBlock
+    if self.remat != 'none':  # Same parameters and values; less memory, more compute.
+      block_class = nn.remat(
+        TransformerBlock, static_argnums=(3,), policy=REMAT_POLICIES[self.remat]
+      )
+
     def block(name, stride, window):
-      return TransformerBlock(
+      return block_class(
         embed_dim=self.embed_dim,
         num_heads=self.num_heads,
         window_size=window,
@@ -134,12 +159,10 @@ class ConvTransformerEncoder(nn.Module):
       )
 
     for i in range(self.num_stem):
-      x, mask = block(f'stem_{i}', 1, self.window_sizes[0])(x, mask, deterministic=deterministic)
+      x, mask = block(f'stem_{i}', 1, self.window_sizes[0])(x, mask, deterministic)
     feats, masks = [x], [mask]
     for i in range(self.num_branch):
-      x, mask = block(f'branch_{i}', 2, self.window_sizes[i + 1])(
-        x, mask, deterministic=deterministic
-      )
+      x, mask = block(f'branch_{i}', 2, self.window_sizes[i + 1])(x, mask, deterministic)
       feats.append(x)
       masks.append(mask)
     return feats, masks
