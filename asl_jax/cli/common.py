@@ -42,6 +42,7 @@ def _quiet_libraries() -> None:
   logging.getLogger().setLevel(logging.WARNING)
   logging.getLogger('asl_jax').setLevel(logging.INFO)
   _ignore_closed_loop_callbacks()
+  logging.getLogger('asyncio').addFilter(_unread_checkpoint_read_errors)
 
 
 def _ignore_closed_loop_callbacks() -> None:
@@ -59,6 +60,14 @@ def _ignore_closed_loop_callbacks() -> None:
       previous(unraisable)
 
   sys.unraisablehook = hook
+
+
+def _unread_checkpoint_read_errors(record: logging.LogRecord) -> bool:
+  """False for asyncio's "Task exception was never retrieved" of those same orbax reads: the
+  restore already failed on the first one and the command reports it (the rest is a dump of
+  tensorstore specs, one per array)."""
+  message = record.getMessage()
+  return not (message.startswith('Task exception was never retrieved') and 'orbax' in message)
 
 
 def _report(exc: BaseException, status: int) -> int:

@@ -13,6 +13,19 @@ import numpy as np
 
 from asl_jax.data.records import AnnotationSet, VideoRecord
 
+
+def case_collisions(video_ids: Sequence[str]) -> list[tuple[str, ...]]:
+  """Groups of distinct video ids that differ only in letter case, in first-seen order.
+
+  On a case-insensitive file system (macOS, Windows) they read one feature file, and a pair split
+  over training and evaluation leaks; the validator reports them and training warns.
+  """
+  groups: dict[str, list[str]] = {}
+  for video_id in dict.fromkeys(video_ids):
+    groups.setdefault(video_id.casefold(), []).append(video_id)
+  return [tuple(g) for g in groups.values() if len(g) > 1]
+
+
 # Two annotations of one class whose both ends differ by at most this many seconds are one
 # instance written twice (the reference's `remove_duplicate_annotations` uses the same tolerance).
 DUPLICATE_TOL_SEC = 1e-3

@@ -293,6 +293,10 @@ class FeatureReader:
       if source.ext.lower() == '.pt':
         raw = read_pt(path, where=where)
       elif not storage.isfile(path):
+        if not storage.exists(source.path):  # Every video would say so: name the folder once.
+          raise features_lib.FeatureFolderMissing(
+            f'feature folder {source.path} does not exist: check data.feature_dir (or --features)'
+          )
         raise FeatureIssue(f'{where}: file does not exist', 'missing')
       elif checked:
         with storage.local_copy(path) as local:

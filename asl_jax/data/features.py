@@ -6,13 +6,24 @@ import os
 
 import numpy as np
 
+from asl_jax.errors import UserError
+
 # The key ActionFormer's EPIC-Kitchens loader reads from .npz files.
 NPZ_KEY = 'feats'
 SUPPORTED_EXTENSIONS = ('.npy', '.npz')
 
 
-class FeatureError(ValueError):
+class FeatureError(UserError, ValueError):
   """A feature file that is missing, unreadable or not a finite float [T, C] array."""
+
+
+class FeatureFolderMissing(FeatureError):
+  """The feature folder itself does not exist: one error for the folder, not one per video."""
+
+
+# What every file of each format starts with: a text or pickle file renamed to .npy is caught here
+# rather than reported as numpy's "pickled (object) data".
+_MAGIC = {'.npy': b'\x93NUMPY', '.npz': b'PK'}
 
 
 def feature_path(
@@ -30,6 +41,14 @@ def _read_array(path: str, where: str) -> np.ndarray:
   if ext not in SUPPORTED_EXTENSIONS:
     raise FeatureError(
       f'{where}: unsupported extension {ext!r}; expected one of {SUPPORTED_EXTENSIONS}'
+    )
+  with open(path, 'rb') as f:
+    head = f.read(len(_MAGIC[ext]))
+  if head != _MAGIC[ext]:
+    kind = 'a NumPy .npy file' if ext == '.npy' else 'a NumPy .npz (zip) file'
+    raise FeatureError(
+      f'{where}: not {kind} (it starts with {head!r}, not {_MAGIC[ext]!r}); write features with '
+      f'numpy.{"save" if ext == ".npy" else "savez"}'
     )
   try:
     if ext == '.npy':

@@ -28,12 +28,12 @@ import numpy as np
 
 from asl_jax.configuration import parse_subsets
 from asl_jax.data import annotations as annotations_lib
-from asl_jax.data import pipeline, storage
+from asl_jax.data import annotations_common, pipeline, storage
 from asl_jax.data.annotations import UNKNOWN_FPS
 from asl_jax.data.annotations_bsn import read_video_info
 from asl_jax.data.feature_formats import FeatureIssue, FeatureReader, feature_issues
 from asl_jax.data.feature_geometry import adapt_features
-from asl_jax.data.features import FeatureError
+from asl_jax.data.features import FeatureError, FeatureFolderMissing
 from asl_jax.data.validation_report import (
   DATASET,
   WARNING_KINDS,
@@ -335,6 +335,8 @@ def _check_features(
 ) -> None:
   try:
     arrays = reader.read_raw(video_id)
+  except FeatureFolderMissing:
+    raise  # Not a problem of this video: one error for the folder.
   except FeatureError as e:
     kind = (
       _FEATURE_KINDS.get(e.kind, 'unreadable_features') if isinstance(e, FeatureIssue) else None
@@ -563,6 +565,17 @@ def validate_dataset(
       _check_length(check, summary, duration, fps, feat_stride, num_frames, tols)
 
   labels.check_file(check)
+  subset_of = {v.video_id: v.subset for v in report.videos}
+  for group in annotations_common.case_collisions([v.video_id for v in report.videos]):
+    where = ', '.join(f'{v!r} ({subset_of[v] or "no subset"})' for v in group)
+    for video_id in group:
+      check.add(
+        video_id,
+        'video_id_case',
+        'video_id',
+        f'video ids {where} differ only in letter case: they read one feature file on a '
+        'case-insensitive file system; rename one',
+      )
   for name in subsets:
     if name.lower() not in present_subsets:
       check.add(

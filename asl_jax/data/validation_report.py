@@ -27,11 +27,13 @@ KINDS = {
   'unknown_label': 'label_id (+ label_offset) is not an integer in [0, num_classes), a name is not '
   'one of class_names_file, or a name-labelled file has more names than num_classes',
   'label_conflict': 'one label name with two ids, or one id with two names',
+  'video_id_case': 'video ids that differ only in letter case: one feature file on a '
+  'case-insensitive file system, and a leak when split over training and evaluation',
 }
 # Kinds the loader repairs deterministically: reported as warnings (they fail neither the check
 # nor a build) unless the validator runs strict. Real files have many: 7,430 of Charades' 9,846
 # videos have actions ending up to 1.5 s after the video.
-WARNING_KINDS = frozenset({'zero_length_segment', 'segment_outside_duration'})
+WARNING_KINDS = frozenset({'zero_length_segment', 'segment_outside_duration', 'video_id_case'})
 DATASET = '<dataset>'  # The video id of problems that concern the whole file.
 
 

@@ -37,12 +37,11 @@ A background (asynchronous) save that fails, e.g. on a full disk, is reported by
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import json
 import logging
 import os
 import re
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -140,17 +139,16 @@ def describe_damage(step_dir: epath.Path, error: BaseException) -> str:
 
 
 def _saved_shapes(step_dir: epath.Path, key: str) -> dict[tuple[str, ...], tuple[int, ...]] | None:
-  """Shapes of the ``state.<key>`` leaves as recorded in the step's tree metadata (None: unread)."""
+  """Global shapes of the ``state.<key>`` leaves, from the step's array metadata (None: unread).
+
+  Not the ``write_shape`` of ``state/_METADATA``: a save by several processes writes each
+  replicated array in slices, one per process, and records the slice's shape there.
+  """
   try:
-    tree = json.loads((step_dir / 'state' / '_METADATA').read_text())['tree_metadata']
-    shapes = {}
-    for path, entry in tree.items():
-      names = tuple(str(k) for k in ast.literal_eval(path))
-      if names and names[0] == key:
-        shapes[names[1:]] = tuple(entry['value_metadata']['write_shape'])
-    return shapes
-  except (OSError, ValueError, KeyError, TypeError, SyntaxError):
-    return None  # Damaged metadata: reading the step will fail and say so.
+    tree = ocp.StandardCheckpointHandler().metadata(step_dir / 'state')[key]
+  except Exception:  # Damaged or missing metadata: reading the step will fail and say so.
+    return None
+  return _template_shapes(tree)
 
 
 def _template_shapes(template) -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -219,7 +217,9 @@ def _restore_params_at(directory: epath.Path, step: int, template, key: str):
       return manager.restore(step, args=ocp.args.Composite(state=args))['state'][key]
   except Exception as e:  # noqa: BLE001 - a layout the partial read rejects: read it as saved.
     logger.debug('partial restore of %s/%d failed (%s); reading it as saved', directory, step, e)
-  with _reader(directory) as manager:
+  with _reader(directory) as manager, warnings.catch_warnings():
+    # As saved, on the default device: orbax's note that it reads the saved sharding is expected.
+    warnings.filterwarnings('ignore', message='Sharding info not provided', category=UserWarning)
     raw = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore()))
   return raw['state'][key]
 
@@ -253,8 +253,8 @@ def restore_params(
   for s in candidates:
     check_same_model(directory / str(s), template, key)
     try:
-      if _saved_shapes(directory / str(s), key) is None:  # Training could not restore it either.
-        raise FileNotFoundError(f'{directory / str(s)}/state/_METADATA cannot be read')
+      if not (directory / str(s) / 'state' / '_METADATA').is_file():  # Nor could training.
+        raise FileNotFoundError(f'{directory / str(s)}/state/_METADATA does not exist')
       params = _restore_params_at(directory, s, template, key)
     except Exception as e:  # noqa: BLE001 - any failure to read it back makes the step unusable.
       failures[s] = describe_damage(directory / str(s), e)

@@ -17,7 +17,7 @@ from etils import epath
 
 from asl_jax import configuration, parallel
 from asl_jax import workdir as workdir_lib
-from asl_jax.data import coverage, pipeline
+from asl_jax.data import annotations_common, coverage, pipeline
 from asl_jax.evaluation import evaluator as evaluator_lib
 from asl_jax.train import checkpoint as checkpoint_lib
 from asl_jax.train import reporting
@@ -174,6 +174,13 @@ def train_and_evaluate(
   eval_videos = cap_videos(eval_videos, data.max_videos, split=data.eval_subset)
   if annotations.skipped:
     logger.warning('annotations: skipped %s', annotations.skipped)
+  for group in annotations_common.case_collisions([v.video_id for v in annotations.videos]):
+    logger.warning(  # One feature file on a case-insensitive file system; a leak across splits.
+      'video ids %s differ only in letter case (subsets %s): on a case-insensitive file system '
+      'they read one feature file; rename one (asl-validate --strict rejects them)',
+      list(group),
+      [next(v.subset for v in annotations.videos if v.video_id == g) for g in group],
+    )
   if train:
     train_batches = _train_batches(config)
     steps_per_epoch = train_batches.steps_per_epoch
