@@ -6,7 +6,8 @@ r"""asl-train: flags -> config -> ``train_and_evaluate``; nothing else.
 
 ``--workdir`` may be a bucket (``gs://...``). ``--config.debug=True`` shrinks the run and runs it
 eagerly with NaN checks (:mod:`asl_jax.debug`); other ``--config.*`` overrides keep their values.
-Exit statuses: :mod:`asl_jax.errors` (0 finished, 1 error, 2 usage, 75 preempted).
+Exit statuses: :mod:`asl_jax.errors` (0 finished, 1 error, 2 usage, 75 preempted or a peer
+process lost: relaunch the same command to resume; README "TPU pods").
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ _STEP = flags.DEFINE_integer(
 _DISTRIBUTED = flags.DEFINE_bool(
   'distributed',
   False,
-  'Call jax.distributed.initialize() first (one process per host). Cloud TPU, Slurm and Open MPI '
-  'are detected; elsewhere pass --coordinator_address, --num_processes and --process_id.',
+  'Start the JAX distributed runtime first: one process per host, needed whenever there are '
+  'several hosts. Cloud TPU, Slurm and Open MPI are detected; elsewhere pass '
+  '--coordinator_address, --num_processes and --process_id (which imply it).',
 )
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes in all.')
@@ -43,23 +45,27 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 def main(argv: list[str]) -> None:
   del argv
-  if _DISTRIBUTED.value or _COORDINATOR.value:
-    import jax  # Before any computation: the backend must not exist yet.
+  from asl_jax.train import preemption  # Imports jax; computes nothing.
 
-    jax.distributed.initialize(
+  config, watchdog = _CONFIG.value, None
+  if _DISTRIBUTED.value or _COORDINATOR.value:  # Before any computation: no backend exists yet.
+    from asl_jax import configuration
+
+    configuration.validate_config(config)  # train.peer_timeout_s is used right away.
+    watchdog = preemption.initialize_distributed(
+      peer_timeout_s=config.train.peer_timeout_s,
       coordinator_address=_COORDINATOR.value,
       num_processes=_NUM_PROCESSES.value,
       process_id=_PROCESS_ID.value,
     )
   from asl_jax import debug
 
-  config = _CONFIG.value
   if config.debug:  # After the overrides are parsed (into config) and the devices exist.
     overrides = config_flags.get_override_values(flags.FLAGS['config'])
     debug.apply_debug_mode(config, keep=overrides)
   from asl_jax.train import loop  # Imported after flag parsing: keeps --help fast.
 
-  with debug.nan_checks():
+  with debug.nan_checks(), preemption.peer_loss_explains_failures(watchdog):
     loop.train_and_evaluate(
       config, _WORKDIR.value, train=_MODE.value == 'train', eval_step=_STEP.value
     )

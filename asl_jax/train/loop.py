@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import pathlib
-import signal
 import time
 
 import jax
@@ -14,13 +13,15 @@ import ml_collections
 import numpy as np
 import tqdm
 from etils import epath
+from jax.experimental import multihost_utils
 
 from asl_jax import configuration, parallel
 from asl_jax import workdir as workdir_lib
 from asl_jax.data import annotations_common, coverage, pipeline
 from asl_jax.evaluation import evaluator as evaluator_lib
+from asl_jax.evaluation import sharded
 from asl_jax.train import checkpoint as checkpoint_lib
-from asl_jax.train import reporting
+from asl_jax.train import preemption, reporting
 from asl_jax.train.build import build_detector, create_training
 from asl_jax.train.guard import FiniteGuard, NonFiniteLossError
 from asl_jax.train.state import TrainState
@@ -37,8 +38,22 @@ EVAL_FIGURE_VIDEOS = 2
 
 
 def maybe_synthesize(data: ml_collections.ConfigDict) -> None:
-  """Generates the synthetic dataset a config points at when it is enabled and missing."""
-  if not data.synthetic.enabled or pathlib.Path(data.annotation_file).exists():
+  """Generates the synthetic dataset a config points at when it is enabled and missing.
+
+  With several processes, process 0 writes it while the others wait; then a host that does not
+  share process 0's disk writes its own copy (the same bytes: the data follows from the seed).
+  """
+  if not data.synthetic.enabled:
+    return
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      _synthesize_if_missing(data)
+    multihost_utils.sync_global_devices('asl_jax_synthetic_data')
+  _synthesize_if_missing(data)
+
+
+def _synthesize_if_missing(data: ml_collections.ConfigDict) -> None:
+  if pathlib.Path(data.annotation_file).exists():  # Written last: the features are complete.
     return
   from asl_jax.data import synthetic as synthesize  # Only synthetic configs need the generator.
 
@@ -140,8 +155,9 @@ def train_and_evaluate(
   after a checkpoint was restored, never before: a config whose model differs from the
   checkpoints' stops with the fields that differ from the stored ``config.json``.
   Resuming restores the newest checkpoint that reads back and continues bit for bit (see
-  :mod:`asl_jax.train.checkpoint`). SIGTERM saves the current step and returns
-  ``{'interrupted_at_step': step}``. A NaN/inf loss or gradient raises
+  :mod:`asl_jax.train.checkpoint`). SIGTERM (to any process) saves one step that all
+  processes agree on, then raises :class:`asl_jax.errors.Preempted` (exit status 75;
+  :mod:`asl_jax.train.preemption`). A NaN/inf loss or gradient raises
   :class:`NonFiniteLossError` naming the step, its loss terms and videos, before anything from
   that state is saved (:class:`asl_jax.train.guard.FiniteGuard`: checked on log steps, before
   every checkpoint and evaluation, at least every ``MAX_UNCHECKED_STEPS`` steps).
@@ -249,8 +265,7 @@ def train_and_evaluate(
   jsonl = _JsonLinesWriter(workdir_path / 'metrics.jsonl', is_chief)
   detector = build_detector(config, training.model)
   guard = FiniteGuard()
-  stop = {'requested': False}
-  previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+  stop = preemption.StopAgreement()  # SIGTERM: every process stops at the same step.
   progress = tqdm.tqdm(
     total=total_steps,
     initial=start_step,
@@ -278,17 +293,18 @@ def train_and_evaluate(
           writer.write_scalars(step, scalars)
           jsonl.write(step, scalars)
           progress.set_postfix(loss=f'{scalars["loss"]:.4f}', lr=f'{scalars["learning_rate"]:.2e}')
-        if step % t.checkpoint_every_steps == 0 or stop['requested']:
+        stopping = stop.reached(step)
+        if step % t.checkpoint_every_steps == 0 or stopping:
           guard.check()
-          checkpointer.save(step, state, _meta(step, steps_per_epoch))
-        if stop['requested']:
-          logger.warning('SIGTERM received: saved step %d, exiting', step)
-          return {'interrupted_at_step': step}
+          checkpointer.save(step, state, _meta(step, steps_per_epoch), force=stopping)
+        if stopping:
+          logger.warning('SIGTERM: saved step %d, exiting', step)
+          raise stop.preempted(step)
         if guard.num_pending >= MAX_UNCHECKED_STEPS:
           guard.check()
       guard.check()
       if best is not None and (epoch + 1) % t.eval_every_epochs == 0:
-        detections, result = evaluator_lib.evaluate(
+        detections, result = sharded.evaluate(
           detector, state.ema_params, eval_videos, tious=config.test.tiou_thresholds
         )
         writer.write_scalars(step, {'eval/average_mAP': result.average_map})
@@ -317,7 +333,7 @@ def train_and_evaluate(
     trained = True
   finally:
     progress.close()
-    signal.signal(signal.SIGTERM, previous_handler)
+    stop.close()
     checkpointer.close()
     if best is not None:
       best.close()
@@ -328,7 +344,7 @@ def train_and_evaluate(
   # ---------------------------------------------------------------- final evaluation
   final = {}
   for name, weights in (('ema', state.ema_params), ('raw', state.params)):
-    detections, result = evaluator_lib.evaluate(
+    detections, result = sharded.evaluate(
       detector, weights, eval_videos, tious=config.test.tiou_thresholds
     )
     final[name] = result.to_json_dict(annotations.class_names)

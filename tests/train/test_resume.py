@@ -12,6 +12,7 @@ import types
 import numpy as np
 import pytest
 
+from asl_jax import errors
 from asl_jax.train import checkpoint as checkpoint_lib
 from asl_jax.train import loop
 from asl_jax.train import step as step_lib
@@ -107,7 +108,8 @@ def test_sigterm_saves_and_the_rerun_matches_the_uninterrupted_run(
 
   first = helpers.BatchTap(sigterm).install(monkeypatch)
   handler = signal.getsignal(signal.SIGTERM)
-  assert loop.train_and_evaluate(config, str(workdir)) == {'interrupted_at_step': 3}
+  with pytest.raises(errors.Preempted, match='saved step 3;'):
+    loop.train_and_evaluate(config, str(workdir))
   assert helpers.checkpoint_steps(workdir) == [2, 3]
   assert signal.getsignal(signal.SIGTERM) is handler  # The loop's own handler is gone.
 
