@@ -48,13 +48,23 @@ def _snapshot(workdir) -> dict[str, tuple[int, int]]:
   }
 
 
-def _train_cli(root, workdir, *args: str) -> subprocess.CompletedProcess:
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+  """``python -m module args`` as a user runs it, output captured."""
   env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2')
   env['JAX_COMPILATION_CACHE_DIR'] = str(helpers.REPO_ROOT / '.jax_cache')
   env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
-  command = [
-    sys.executable,
-    '-m',
+  return subprocess.run(
+    [sys.executable, '-m', module, *args],
+    cwd=helpers.REPO_ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+
+
+def _train_cli(root, workdir, *args: str) -> subprocess.CompletedProcess:
+  return _cli(
     'asl_jax.main',
     '--config=demo.py:tiny',
     f'--config.data.annotation_file={root / "data" / "annotations.json"}',
@@ -65,9 +75,6 @@ def _train_cli(root, workdir, *args: str) -> subprocess.CompletedProcess:
     '--config.train.checkpoint_every_steps=1',
     f'--workdir={workdir}',
     *args,
-  ]
-  return subprocess.run(
-    command, cwd=helpers.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
   )
 
 
@@ -121,6 +128,7 @@ class _Stop(Exception):
   pass
 
 
+@pytest.mark.slow
 def test_config_json_is_rewritten_only_after_the_restore_succeeded(trained, tmp_path):
   # A compatible change (a rate, not a shape) resumes; config.json then describes the new run.
   workdir = _copy(trained, tmp_path)
@@ -145,10 +153,12 @@ def test_config_json_is_rewritten_only_after_the_restore_succeeded(trained, tmp_
   assert json.loads((workdir / 'config.json').read_text())['model']['droppath'] == 0.0
 
 
+@pytest.mark.slow
 def test_a_failed_background_save_stops_training_at_the_next_step(tmp_path, monkeypatch):
   from orbax.checkpoint._src.checkpointers import async_checkpointer
 
   config = helpers.resume_config(tmp_path)  # 6 steps; saves at 2, 4, 6.
+  config.train.log_every_steps = 1
   failed = threading.Event()
   real_commit = async_checkpointer._on_commit_callback
 
@@ -170,7 +180,97 @@ def test_a_failed_background_save_stops_training_at_the_next_step(tmp_path, monk
   assert 'saving checkpoint step 4' in str(error.value)
   assert 'No space left on device' in str(error.value)
   assert 'the last good checkpoint is step 2' in str(error.value)
-  assert max(step for step, _, _ in tap.seen) == 5  # Stopped after step 5, not at the next save.
+  # Stopped right after step 5 (before logging it), not at the next save (step 6, logged first).
+  logged = [json.loads(line)['step'] for line in (tmp_path / 'workdir' / 'metrics.jsonl').open()]
+  assert max(logged) == 4 and max(step for step, _, _ in tap.seen) >= 5
   monkeypatch.undo()
   assert helpers.checkpoint_steps(tmp_path / 'workdir') == [2]
   assert helpers.restore_state(tmp_path / 'workdir', 2)["['step']"] == 2
+
+
+@pytest.mark.slow
+def test_predict_and_export_fall_back_to_an_intact_checkpoint_as_training_does(trained, tmp_path):
+  workdir = _copy(trained, tmp_path)
+  _truncate_data_files(workdir / 'checkpoints' / '2')
+  before = _snapshot(workdir)
+  features = trained / 'data' / 'features'
+  out = tmp_path / 'detections.json'
+  result = _cli(
+    'asl_jax.cli.predict', f'--workdir={workdir}', f'--features={features}', f'--out={out}'
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'checkpoint {workdir / "checkpoints" / "2"} cannot be restored (state/' in result.stderr
+  assert 'using checkpoint step 2' not in result.stderr
+  assert (
+    'using checkpoint step 1: newer step(s) [2] cannot be read (left in place)' in result.stderr
+  )
+  assert json.loads(out.read_text())['results']
+  bundle = tmp_path / 'bundle'
+  result = _cli('asl_jax.cli.export', f'--workdir={workdir}', f'--out={bundle}', '--platforms=cpu')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'using checkpoint step 1' in result.stderr
+  assert json.loads((bundle / 'manifest.json').read_text())['source']['step'] == 1
+  assert _snapshot(workdir) == before  # The damaged step is left where it is.
+
+
+@pytest.mark.slow
+def test_predict_export_visualize_name_the_damaged_files_in_one_line(trained, tmp_path):
+  workdir = _copy(trained, tmp_path)
+  for step in (1, 2):
+    _truncate_data_files(workdir / 'checkpoints' / str(step))
+  features = trained / 'data' / 'features'
+  commands = {
+    'predict': [f'--workdir={workdir}', f'--features={features}', f'--out={tmp_path / "d.json"}'],
+    'export': [f'--workdir={workdir}', f'--out={tmp_path / "bundle"}', '--platforms=cpu'],
+    'visualize': [f'--workdir={workdir}', f'--out={tmp_path / "figures"}'],
+  }
+  for command, args in commands.items():
+    result = _cli(f'asl_jax.cli.{command}', *args)
+    assert result.returncode == errors.EXIT_USAGE, (command, result.stderr[-3000:])
+    assert 'Traceback' not in result.stderr and 'tensorstore' not in result.stderr, command
+    [line] = _error_lines(result)
+    assert line.startswith(
+      f'error: checkpoint in {workdir / "checkpoints"} cannot be read (step 2: state/'
+    )
+    assert '; step 1: state/' in line and 'unreadable' in line, line
+
+
+@pytest.mark.slow
+def test_a_text_file_saved_as_npy_is_called_not_a_numpy_file(trained, tmp_path):
+  (tmp_path / 'notes.npy').write_text('start,end\n1,2\n')
+  result = _cli(
+    'asl_jax.cli.predict',
+    f'--workdir={trained / "workdir"}',
+    f'--features={tmp_path / "notes.npy"}',
+    f'--out={tmp_path / "d.json"}',
+  )
+  assert result.returncode == errors.EXIT_USAGE, result.stderr[-3000:]
+  [line] = _error_lines(result)
+  assert line.startswith(
+    f"error: features of video 'notes' ({tmp_path / 'notes.npy'}): not a NumPy .npy file (it "
+    "starts with b'start,', not b'\\x93NUMPY'); write features with numpy.save"
+  ), line
+  assert 'pickled' not in result.stderr and not (tmp_path / 'd.json').exists()
+
+
+def test_a_missing_feature_folder_is_reported_as_the_folder_once(tmp_path):
+  root = tmp_path  # The annotations exist; the feature folder does not.
+  video = {'subset': 'validation', 'duration': 10.0, 'fps': 30.0}
+  video['annotations'] = [{'segment': [1.0, 2.0], 'label': 'a', 'label_id': 0}]
+  database = {f'video_{i}': dict(video) for i in range(3)}
+  (root / 'annotations.json').write_text(json.dumps({'database': database}))
+  result = _cli(
+    'asl_jax.main',
+    '--config=demo.py:tiny',
+    f'--config.data.annotation_file={root / "annotations.json"}',
+    f'--config.data.feature_dir={root / "no_such_folder"}',
+    '--config.data.synthetic.enabled=False',
+    f'--workdir={root / "workdir"}',
+  )
+  assert result.returncode == errors.EXIT_USAGE, result.stderr[-3000:]
+  assert _error_lines(result) == [
+    f'error: feature folder {root / "no_such_folder"} does not exist: check data.feature_dir (or '
+    '--features) (--verbose prints the traceback)'
+  ]
+  assert 'Traceback' not in result.stderr
+  assert not (root / 'workdir' / 'config.json').exists()
