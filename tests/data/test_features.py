@@ -59,7 +59,7 @@ def test_unsupported_extension_raises(tmp_path):
 
 def test_corrupt_file_raises(tmp_path):
   (tmp_path / 'v1.npy').write_bytes(b'not an npy file')
-  with pytest.raises(FeatureError, match=r"video 'v1'.*cannot read"):
+  with pytest.raises(FeatureError, match=r"video 'v1'.*not a NumPy \.npy file"):
     load_features(tmp_path / 'v1.npy')
 
 
