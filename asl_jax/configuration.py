@@ -214,6 +214,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     )
   if model.dtype not in ('float32', 'bfloat16'):
     problems.append(f"model.dtype must be 'float32' or 'bfloat16', got {model.dtype!r}")
+  if data.get('prefetch_batches', 0) < 0:
+    problems.append(f'data.prefetch_batches must be >= 0, got {data.prefetch_batches}')
   if model.get('remat', 'none') not in ('none', 'full', 'dots'):
     problems.append(f"model.remat must be 'none', 'full' or 'dots', got {model.remat!r}")
   if data.num_classes < 1:

@@ -50,6 +50,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   data.max_segments = 64  # GT segments per video after padding; videos with more are reported.
   data.max_videos = 0  # > 0: only the first N videos (by id) of each split (smoke runs; logged).
   data.tfds_dir = ''  # Built TFDS shards (tools/build_dataset --out); set: train from them.
+  data.prefetch_batches = 2  # Training batches built ahead in a thread (across epochs); 0: none.
   # Synthetic data (demo.py): generated into the folders above when they are missing.
   data.synthetic = ml_collections.ConfigDict()
   data.synthetic.enabled = False  # Generate annotation_file / feature_dir if absent.

@@ -17,7 +17,7 @@ from jax.experimental import multihost_utils
 
 from asl_jax import configuration, parallel
 from asl_jax import workdir as workdir_lib
-from asl_jax.data import annotations_common, coverage, pipeline
+from asl_jax.data import annotations_common, coverage, pipeline, prefetch
 from asl_jax.evaluation import evaluator as evaluator_lib
 from asl_jax.evaluation import sharded
 from asl_jax.train import checkpoint as checkpoint_lib
@@ -275,10 +275,19 @@ def train_and_evaluate(
   )
   step, t0, trained = start_step, time.time(), False
   t = config.train
+  batches = None
   try:
-    epochs = range(start_step // steps_per_epoch, total_steps // steps_per_epoch) if train else ()
+    epochs = range(start_step // steps_per_epoch, total_steps // steps_per_epoch if train else 0)
+    # Batches built ahead in a thread, on into the next epoch (asl_jax/data/prefetch.py).
+    batches = prefetch.EpochPrefetcher(
+      train_batches,
+      first_epoch=epochs.start,
+      end_epoch=epochs.stop,
+      start_step=step - epochs.start * steps_per_epoch,
+      depth=config.data.prefetch_batches,
+    )
     for epoch in epochs:
-      for batch in train_batches.epoch(epoch, start_step=step - epoch * steps_per_epoch):
+      for batch in batches.epoch(epoch):
         host = {k: batch.pop(k) for k in HOST_KEYS if k in batch}
         state, metrics = train_step(state, parallel.to_global(batch, mesh))
         step += 1
@@ -333,6 +342,8 @@ def train_and_evaluate(
     trained = True
   finally:
     progress.close()
+    if batches is not None:
+      batches.close()
     stop.close()
     checkpointer.close()
     if best is not None:
@@ -382,7 +393,7 @@ def train_and_evaluate(
     final['best'] = dict(best.best(), checkpoint=str(best.directory / str(best.best()['step'])))
     logger.info('best checkpoint: %s', final['best'])
   if train_batches is not None:
-    final['train_stats'] = dict(train_batches.stats)
+    final['train_stats'] = dict(train_batches.stats, input_wait_s=round(batches.wait_s, 3))
   if is_chief:
     (workdir_path / 'metrics.json').write_text(json.dumps(final, indent=2))
   writer.flush()
