@@ -36,6 +36,9 @@ BENCHMARKS = {
   'torch_reference': 'PyTorch reference (ActionFormer) on the same inputs: forward, train step',
   'bench_evaluation': 'Evaluation: jitted mAP and Soft-NMS vs straightforward implementations',
   'bench_demo': '`make demo` end to end (train + evaluate on the synthetic benchmark)',
+  'bench_cache': 'Warm starts: persistent compilation cache, cold vs warm (fresh processes)',
+  'bench_memory': 'Training step memory (XLA buffer assignment): attention, T, batch, remat',
+  'bench_overlap': 'Input overlap: share of the loop waiting for batches, prefetch off vs on',
 }
 NO_GPU_NOTE = (
   'No GPU figures exist yet: `bench/device_check.sh` has not been run on a machine with an NVIDIA '
@@ -248,7 +251,9 @@ def render(machine: dict, results: list[dict], quick: bool) -> str:
     lines += [result.get('table_markdown') or result.get('table') or render_rows(rows), '']
     for note in result.get('notes', []):
       lines.append(f'- {note}')
-    lines += [f'Wall time: {result.get("wall_s", 0):.0f} s.', '']
+    if 'wall_s' in result:  # Not recorded by a benchmark taken from its own file (--add).
+      lines.append(f'Wall time: {result["wall_s"]:.0f} s.')
+    lines.append('')
   lines += side_by_side(results)
   return '\n'.join(lines)
 
@@ -261,6 +266,13 @@ def main(argv=None) -> None:
   )
   parser.add_argument('--out_dir', default=str(ROOT / 'bench'))
   parser.add_argument(
+    '--add',
+    action='append',
+    default=[],
+    metavar='NAME=JSON',
+    help='take benchmark NAME from a result file it wrote (--out) instead of running it',
+  )
+  parser.add_argument(
     '--seq_len', type=int, default=None, help='reduced T for model, train and torch_reference'
   )
   args = parser.parse_args(argv)
@@ -272,6 +284,8 @@ def main(argv=None) -> None:
   unknown = [n for n in names if n not in BENCHMARKS]
   if unknown:
     parser.error(f'unknown benchmark(s) {unknown}; known: {list(BENCHMARKS)}')
+  added = dict(item.split('=', 1) for item in args.add)
+  added = {n if n.startswith('bench_') else f'bench_{n}': path for n, path in added.items()}
   machine = machine_info()
   results = []
   with tempfile.TemporaryDirectory() as scratch:
@@ -280,6 +294,9 @@ def main(argv=None) -> None:
         results.append(
           {'benchmark': name, 'error': 'not available', 'log_tail': f'bench/{name}.py missing'}
         )
+        continue
+      if name in added:  # Measured earlier (a long benchmark run on its own).
+        results.append(json.loads(pathlib.Path(added[name]).read_text()))
         continue
       print(f'running {name} ...', file=sys.stderr, flush=True)
       results.append(run_one(name, args.quick, pathlib.Path(scratch), args.seq_len))
