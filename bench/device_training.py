@@ -136,8 +136,11 @@ class _Namespace:
     return self.replaced.get(name) or getattr(self.module, name)
 
 
-def step_seconds(config, steps: int) -> list[float]:
-  """Times of ``steps`` steps of the training step (compiled: the cache has it) on one batch."""
+def step_seconds(config, steps: int, steps_per_epoch: int) -> list[float]:
+  """Times of ``steps`` steps of the training step on one batch.
+
+  Built as the loop built it (same schedule, so the same program: read back from the cache).
+  """
   import jax
 
   from asl_jax import parallel
@@ -145,7 +148,7 @@ def step_seconds(config, steps: int) -> list[float]:
   from bench import bench_train
 
   mesh = parallel.create_mesh()
-  training = create_training(config, mesh, steps_per_epoch=100)
+  training = create_training(config, mesh, steps_per_epoch=steps_per_epoch)
   state = training.state
   batch = parallel.to_global(bench_train.make_batch(config), mesh)
   state, metrics = training.train_step(state, batch)  # Warm-up (compiled or read back).
@@ -177,7 +180,7 @@ def timed_training(config, workdir: pathlib.Path, step_repeats: int) -> dict:
   eval_start = timeline.evaluations[0][0]
   bounds = timeline.epoch_starts + [eval_start]
   epoch_wall = [b - a for a, b in zip(bounds, bounds[1:])]
-  times = step_seconds(config, step_repeats)
+  times = step_seconds(config, step_repeats, max(timeline.epoch_steps))
   step = statistics.median(times)
   steps = timeline.epoch_steps
   startup = timeline.epoch_starts[0] - t0
