@@ -78,6 +78,25 @@ def table(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def notes(rows: list[dict]) -> list[str]:
+  """What the table says about the THUMOS14 case and the target."""
+  thumos = next(
+    (r for r in rows if r.get('seq_len') == 2304 and r.get('batch') == 2
+     and r.get('attention') == 'local' and r.get('remat') == 'none' and 'error' not in r),
+    None,
+  )  # fmt: skip
+  out = [
+    'Per device, from compiled.memory_analysis() of the whole jitted step on this backend (CPU); '
+    'outputs alias the donated state, so total = arguments + temporaries + unaliased outputs.',
+  ]
+  if thumos:
+    out.append(
+      f'THUMOS14 config (local, T 2304, batch 2): temporaries {thumos["temporaries_gb"]:.2f} GB '
+      f"(target <= {ACTIONFORMER_GB} GB, ActionFormer's process peak on the H200)."
+    )
+  return out
+
+
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--quick', action='store_true')
@@ -95,22 +114,9 @@ def main(argv=None) -> dict:
     result['rows'].append(measure(*case))
     print(json.dumps(result['rows'][-1]), f'({time.perf_counter() - t0:.0f} s)', flush=True)
     result['table_markdown'] = table(result['rows'])
+    result['notes'] = notes(result['rows'])
     result['machine'] = common.process_machine(load)
     common.write_result(result, args.out)
-  thumos = next(
-    (r for r in result['rows'] if r.get('seq_len') == 2304 and r.get('batch') == 2
-     and r.get('attention') == 'local' and r.get('remat') == 'none' and 'error' not in r),
-    None,
-  )  # fmt: skip
-  result['notes'] = [
-    'Per device, from compiled.memory_analysis() of the whole jitted step on this backend (CPU); '
-    'outputs alias the donated state, so total = arguments + temporaries + unaliased outputs.',
-  ]
-  if thumos:
-    result['notes'].append(
-      f'THUMOS14 config (local, T 2304, batch 2): temporaries {thumos["temporaries_gb"]:.2f} GB '
-      f"(target <= {ACTIONFORMER_GB} GB, ActionFormer's process peak on the H200)."
-    )
   common.write_result(result, args.out)
   print(result['table_markdown'])
   return result
