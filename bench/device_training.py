@@ -13,7 +13,9 @@ evaluation, exactly as ``asl-train`` would (no TensorFlow needed). Reported:
   device's work alone); their ratio is the input pipeline's and the loop's overhead (target 1.1);
 - the final evaluation's wall time (EMA and raw weights, decoding and Soft-NMS included);
 - the projected wall time of the paper's schedule (35 epochs: 30 + 5 warmup) plus one evaluation:
-  start-up (data, compilation) + 35 x the last epoch + evaluation (target: 5 minutes on an H200).
+  start-up (data, compilation) + the first epoch + 34 x the last epoch + evaluation (target: 5
+  minutes on an H200). The last epoch's wall runs until the evaluation starts, so it includes the
+  final checkpoint's save: the projection errs long by up to one save per epoch.
 
 ``--smoke`` shrinks every shape (16 + 12 videos of T <= 128, C = 32, a small model) so the script
 can be checked on a CPU in a minute.
