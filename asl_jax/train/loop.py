@@ -239,6 +239,8 @@ def train_and_evaluate(
     ) from None
   if is_chief and train:  # Fresh, or restored with this config: the workdir describes it.
     (workdir_path / 'config.json').write_text(config.to_json_best_effort(indent=2))
+    # The workdir alone names the classes (predict, export on another machine).
+    workdir_lib.write_class_names(workdir_path, annotations.class_names)
   if restored is not None:
     state, meta = restored
     logger.info('resuming from step %d', int(state.step))
@@ -319,7 +321,7 @@ def train_and_evaluate(
         writer.write_scalars(step, {'eval/average_mAP': result.average_map})
         jsonl.write(step, {'eval/average_mAP': result.average_map})
         if is_chief and t.write_figures and step < total_steps:  # The final one follows.
-          from asl_jax import visualize  # matplotlib only when pictures are wanted.
+          from asl_jax.visualization import report as visualize  # matplotlib only when wanted.
 
           writer.write_images(
             step,
@@ -369,7 +371,7 @@ def train_and_evaluate(
         f'{result.format_table()}'
       )
       if config.train.write_figures:
-        from asl_jax import visualize  # matplotlib only when pictures are wanted.
+        from asl_jax.visualization import report as visualize  # matplotlib only when wanted.
 
         figures = visualize.build_figures(
           config=config,
