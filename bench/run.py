@@ -1,6 +1,6 @@
 """Runs every benchmark and writes ``bench/RESULTS.md`` and ``bench/results.json``.
 
-  python -m bench.run [--quick] [--only model,train] [--seq_len T] [--out_dir bench]
+  python -m bench.run [--quick] [--only model,train] [--seq_len T] [--out_dir bench] [--merge]
 
 Each benchmark runs in its own subprocess (so peak-memory figures are its own) as
 ``python -m bench.<name> [--quick] --out <json>``; it reports medians of repeated runs after a
@@ -10,6 +10,8 @@ side by side with the PyTorch reference (ActionFormer, ``bench/torch_reference.p
 same run on the same inputs, with ratios; where ``ASL_TORCH_REFERENCE`` is unset or unusable,
 that section says 'reference not available' and why. Nothing in RESULTS.md is written by hand.
 ``--seq_len`` runs the T-dependent benchmarks (model, train, torch_reference) at a reduced T.
+``--merge`` keeps the other benchmarks' results from the existing ``results.json`` (and its
+machine record) and replaces or adds only those run now, in the order above.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ BENCHMARKS = {
   'torch_reference': 'PyTorch reference (ActionFormer) on the same inputs: forward, train step',
   'bench_evaluation': 'Evaluation: jitted mAP and Soft-NMS vs straightforward implementations',
   'bench_demo': '`make demo` end to end (train + evaluate on the synthetic benchmark)',
+  'bench_sharded_eval': 'Evaluation split over 2 local processes vs 1: time, same detections',
   'bench_cache': 'Warm starts: persistent compilation cache, cold vs warm (fresh processes)',
   'bench_memory': 'Training step memory (XLA buffer assignment): attention, T, batch, remat',
   'bench_overlap': 'Input overlap: share of the loop waiting for batches, prefetch off vs on',
@@ -266,6 +269,9 @@ def main(argv=None) -> None:
   )
   parser.add_argument('--out_dir', default=str(ROOT / 'bench'))
   parser.add_argument(
+    '--merge', action='store_true', help='keep the other results of the existing results.json'
+  )
+  parser.add_argument(
     '--add',
     action='append',
     default=[],
@@ -301,6 +307,13 @@ def main(argv=None) -> None:
       print(f'running {name} ...', file=sys.stderr, flush=True)
       results.append(run_one(name, args.quick, pathlib.Path(scratch), args.seq_len))
   out_dir = pathlib.Path(args.out_dir)
+  if args.merge and (out_dir / 'results.json').exists():
+    previous = json.loads((out_dir / 'results.json').read_text())
+    ran = {r['benchmark'] for r in results}
+    kept = [r for r in previous['results'] if r.get('benchmark') not in ran]
+    order = [name.removeprefix('bench_') for name in BENCHMARKS]
+    rank = lambda r: order.index(r['benchmark']) if r['benchmark'] in order else len(order)
+    machine, results = previous['machine'], sorted(kept + results, key=rank)
   (out_dir / 'results.json').write_text(  # First: the figures survive a rendering error.
     json.dumps({'machine': machine, 'results': results}, indent=2)
   )
