@@ -95,10 +95,11 @@ def test_nan_checks_survive_a_local_debug_nans_false_block(restore_jax_flags):
 _MAIN_WITHOUT_TRAINING = """
 import json, sys, jax, jax.numpy as jnp
 from absl import app
-from asl_jax import configuration, main
+from asl_jax import configuration
+from asl_jax.cli import train as main
 from asl_jax.train import loop
 
-def report(config, workdir, train):
+def report(config, workdir, train, **kwargs):
   configuration.validate_config(config)
   log = jax.jit(jnp.log)
   ones = jnp.ones(2)
@@ -134,7 +135,7 @@ def test_main_applies_debug_after_the_command_line_overrides():
       '--config.train.num_epochs=3',
       '--config.data.annotation_file=a.json',
     ],
-    cwd=CONFIG_DIR.parent,
+    cwd=CONFIG_DIR.parents[1],
     capture_output=True,
     text=True,
     timeout=180,

@@ -35,6 +35,7 @@ def test_workdir_figures(tmp_path_factory):
   names = {p.name for p in paths}
   assert names == {
     'training_curves.png',
+    'sensitivity_trajectories.png',
     'class_gaussians.png',
     'precision_recall.png',
     'ap_per_class.png',

@@ -52,9 +52,7 @@ def open_dataset(path: str) -> tfds.core.DatasetBuilder:
         'older asl-jax: rebuild it with asl-build-dataset --overwrite'
       )
   if not tf.io.gfile.exists(storage.join(path, 'dataset_info.json')):
-    raise FileNotFoundError(
-      f'no built dataset at {path}; run asl-build-dataset --config=... first'
-    )
+    raise FileNotFoundError(f'no built dataset at {path}; run asl-build-dataset --config=... first')
   builder = tfds.builder_from_directory(path)
   if builder.info.version.major != tfds.core.Version(VERSION).major:
     raise ValueError(

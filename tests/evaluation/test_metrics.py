@@ -216,9 +216,7 @@ def test_empty_ground_truth_raises():
     _map([], [('a', 0, 1, 0, 0.5)])
 
 
-@pytest.mark.parametrize(
-  'row', [('vid_nan', float('nan'), 1.0), ('vid_inf', 0.0, float('inf')), ('vid_inv', 5.0, 4.0)]
-)
+@pytest.mark.parametrize('row', [('vid_nan', float('nan'), 1.0), ('vid_inf', 0.0, float('inf'))])
 def test_bad_segments_raise_with_video_id(row):
   video, start, end = row
   with pytest.raises(ValueError, match=f'row 1 .*{video}'):

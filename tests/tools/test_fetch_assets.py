@@ -21,6 +21,7 @@ def _cli(*argv) -> tuple[int, str, str]:
   )
   return proc.returncode, proc.stdout, proc.stderr
 
+
 # Shared file -> the name its manifest gives it.
 SHARED_AS = {
   'activitynet13': {

@@ -39,6 +39,9 @@ def resume_config(data_root: pathlib.Path):
   config.train.log_every_steps = 2
   config.train.checkpoint_every_steps = 2
   config.train.keep_checkpoints = 2
+  # The taps see a batch when it is built; prefetching builds ahead of the step that uses it, so
+  # "before step N" needs batches built on demand (tests/data/test_prefetch.py covers prefetch).
+  config.data.prefetch_batches = 0
   return config
 
 

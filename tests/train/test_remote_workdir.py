@@ -100,7 +100,8 @@ def test_every_workdir_file_is_written_to_the_uri(remote_run):
     pngs = sorted(p.name for p in (root / 'figures').iterdir())
     for kind in ('training_curves', 'class_gaussians', 'precision_recall', 'ap_per_class'):
       assert f'{kind}.png' in pngs, pngs
-    assert sum(n.startswith('sensitivity_') for n in pngs) == 3, pngs
+    per_video = [n for n in pngs if n.startswith('sensitivity_') and 'trajectories' not in n]
+    assert len(per_video) == 3, pngs
     for name in pngs:
       data = (root / 'figures' / name).read_bytes()
       assert data.startswith(PNG_MAGIC) and len(data) > 10_000, (name, len(data))
@@ -111,15 +112,19 @@ def test_figures_reach_tensorboard_at_each_evaluation(remote_run):
   images = {}  # (step, tag) -> [(width, height, png bytes)]
   for event in _read_events(workdir):
     for value in event.summary.value:
-      if value.metadata.plugin_data.plugin_name == 'images':
-        width, height, *pngs = value.tensor.string_val
-        images[event.step, value.tag] = [(int(width), int(height), png) for png in pngs]
+      if value.HasField('image'):  # One image summary per picture, tagged '<name>/<i>'.
+        tag = value.tag.rsplit('/', 1)[0]
+        image = value.image
+        images.setdefault((event.step, tag), []).append(
+          (image.width, image.height, image.encoded_image_string)
+        )
   # Step 2: the evaluation after epoch 1 (EVAL_FIGURE_VIDEOS videos). Step 4: the final one,
   # the figures also written as PNGs (the evaluation after epoch 2 does not repeat them).
   per_video = ('figures/sensitivity', 'figures/timeline')
   common = ('figures/class_gaussians', 'figures/precision_recall', 'figures/ap_per_class')
   assert set(images) == {(2, tag) for tag in per_video + common} | {
-    (4, tag) for tag in (*per_video, *common, 'figures/training_curves')
+    (4, tag)
+    for tag in (*per_video, *common, 'figures/training_curves', 'figures/sensitivity_trajectories')
   }
   for tag in per_video:
     assert len(images[2, tag]) == loop.EVAL_FIGURE_VIDEOS
