@@ -67,7 +67,12 @@ def _unread_checkpoint_read_errors(record: logging.LogRecord) -> bool:
   restore already failed on the first one and the command reports it (the rest is a dump of
   tensorstore specs, one per array)."""
   message = record.getMessage()
-  return not (message.startswith('Task exception was never retrieved') and 'orbax' in message)
+  if not message.startswith('Task exception was never retrieved'):
+    return True
+  details = message
+  if record.exc_info:
+    details += ''.join(traceback.format_exception(*record.exc_info))
+  return not any(name in details for name in ('orbax', 'tensorstore'))
 
 
 def _report(exc: BaseException, status: int) -> int:
