@@ -110,7 +110,12 @@ def guarded(
       print(f'preempted: {exc}', file=sys.stderr)
       return errors.EXIT_PREEMPTED
     except USER_FAULTS as exc:
-      return _report(exc, errors.EXIT_USAGE)
+      _report(exc, errors.EXIT_USAGE)
+      # Leave at once: background reads of a failed restore (orbax, tensorstore) would otherwise
+      # print their late errors during interpreter teardown, after the one-line answer.
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(errors.EXIT_USAGE)
     except app.UsageError as exc:
       return _report(exc, errors.EXIT_USAGE)
     return errors.EXIT_OK if status is None else status
