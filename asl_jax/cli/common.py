@@ -67,7 +67,7 @@ def _unread_checkpoint_read_errors(record: logging.LogRecord) -> bool:
   restore already failed on the first one and the command reports it (the rest is a dump of
   tensorstore specs, one per array)."""
   message = record.getMessage()
-  if not message.startswith('Task exception was never retrieved'):
+  if not message.startswith(('Task exception was never retrieved', 'Future exception was never')):
     return True
   details = message
   if record.exc_info:
