@@ -17,18 +17,11 @@ from asl_jax.ops import nms as nms_ops
 from asl_jax.ops import segments as seg_ops
 from asl_jax.train import loop
 from tests import fixture_utils
+from tests.ops.test_nms import REFERENCE_NMS
 from tests.train.helpers import tiny_config
 
-NMS_KWARGS = dict(
-  num_classes=5,
-  sigma=0.5,
-  min_score=0.001,
-  max_seg_num=200,
-  multiclass=True,
-  voting_thresh=0.7,
-  iou_threshold=0.1,
-  method='gaussian',
-)
+# ActionFormer's settings as the fixture was made (voting on, as in its THUMOS14 config).
+NMS_KWARGS = dict(REFERENCE_NMS, num_classes=5, voting_thresh=0.7)
 DECODE = dict(pre_nms_thresh=0.001, pre_nms_topk=2000, duration_thresh=0.05)
 
 
