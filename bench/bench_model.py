@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from bench import common, torch_reference
+from bench import common, reference_env
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -375,7 +375,7 @@ def main(argv=None) -> dict | None:
   load_before = os.getloadavg()
   counts = count_params()
   base_len = args.seq_len or BASE_LEN
-  reference = torch_reference.status()
+  reference = reference_env.status()
   rows = []
   for case in cases(args.quick, base_len, with_baseline=reference['available']):
     print(f'running {case} ...', file=sys.stderr, flush=True)

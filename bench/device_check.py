@@ -75,33 +75,13 @@ def peak_memory_gb() -> float | None:
 
 def bench_train(config, steps: int) -> dict:
   from asl_jax import parallel
-  from asl_jax.model.build import build_model
-  from asl_jax.ops.segments import make_points
-  from asl_jax.train import optim, step
-  from asl_jax.train.build import build_loss_config
-  from asl_jax.train.state import create_train_state
+  from asl_jax.train.build import create_training
 
-  model = build_model(config)
-  t, c = config.data.max_seq_len, config.data.input_dim
-  params = jax.jit(model.init)(
-    {'params': jax.random.key(0)}, jnp.zeros((1, t, c)), jnp.ones((1, t), bool)
-  )['params']
-  schedule = optim.build_schedule(learning_rate=1e-4, warmup_steps=10, total_steps=1000)
-  tx = optim.build_optimizer(schedule=schedule, weight_decay=0.05, clip_grad_norm=1.0)
-  state = create_train_state(params, tx, init_loss_norm=100.0, rng=jax.random.PRNGKey(0))
-  loss_cfg = build_loss_config(config)
-  mesh = parallel.create_mesh()
-  fn = step.jit_train_step(
-    step.make_train_step(
-      model,
-      make_points(t, config.model.regression_ranges),
-      tx,
-      schedule,
-      loss_cfg,
-      ema_decay=0.999,
-    ),
-    mesh,
-  )
+  # The step training runs: the config's optimizer, schedule (THUMOS14's 100 steps per epoch)
+  # and losses, jitted over a one-device mesh.
+  training = create_training(config, parallel.create_mesh(), steps_per_epoch=100)
+  state, fn = training.state, training.train_step
+  n_params = sum(p.size for p in jax.tree.leaves(state.params))  # Before donation.
   batch = synthetic_batch(config, np.random.default_rng(0))
   t0 = time.perf_counter()
   lowered = fn.lower(state, batch)
@@ -143,7 +123,6 @@ def bench_train(config, steps: int) -> dict:
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t0)
-  n_params = sum(p.size for p in jax.tree.leaves(params))
   return {
     'params': n_params,
     'compile_s': compile_s,
@@ -163,32 +142,17 @@ def bench_inference(config, videos: int) -> dict:
   from asl_jax.data.geometry import FeatureGeometry
   from asl_jax.data.pipeline import Video
   from asl_jax.data.records import VideoRecord
-  from asl_jax.evaluation import evaluator, postprocess
   from asl_jax.model.build import build_model
+  from asl_jax.train.build import build_detector
 
   model = build_model(config)
   t, c = config.data.max_seq_len, config.data.input_dim
   params = jax.jit(model.init)(
     {'params': jax.random.key(0)}, jnp.zeros((1, t, c)), jnp.ones((1, t), bool)
   )['params']
-  tc = config.test
-  detector = evaluator.Detector(
-    model,
-    num_classes=config.data.num_classes,
-    regression_ranges=config.model.regression_ranges,
-    max_seq_len=t,
-    batch_size=1,
-    decode=postprocess.DecodeConfig(tc.pre_nms_thresh, tc.pre_nms_topk, tc.duration_thresh),
-    nms=evaluator.NMSConfig(
-      tc.nms_method,
-      tc.nms_sigma,
-      tc.iou_threshold,
-      tc.min_score,
-      tc.max_seg_num,
-      tc.multiclass_nms,
-      tc.voting_thresh,
-    ),
-  )
+  config = config.copy_and_resolve_references()
+  config.test.batch_size = 1  # Per-video latency.
+  detector = build_detector(config, model)
   rng = np.random.default_rng(1)
   geometry = FeatureGeometry(4, 16, 30.0)
   items = []
@@ -204,9 +168,10 @@ def bench_inference(config, videos: int) -> dict:
 
 def torch_reference(smoke: bool, runs: int) -> dict:
   """ActionFormer's PyTorch model timed like ours (``bench.torch_reference``), or why not."""
+  from bench import reference_env
   from bench import torch_reference as reference
 
-  info = reference.status()
+  info = reference_env.status()
   if info['available'] and not smoke and not info.get('cuda'):
     reason = f'the torch of {info["python"]} sees no GPU (a CPU figure would not compare)'
     return {'status': f'{reference.NOT_AVAILABLE}: {reason}', 'reference': info, 'rows': []}

@@ -39,7 +39,7 @@ import sys
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench import torch_reference  # noqa: E402  (stdlib only at import time)
+from bench import reference_env, torch_reference  # noqa: E402  (stdlib only at import time)
 
 SEED = 2025
 FPS, FEAT_STRIDE, FEAT_NUM_FRAMES = 30.0, 4, 16
@@ -278,7 +278,7 @@ def generate(repo: str, with_nms: bool) -> tuple[dict, dict]:
     'generator': 'bench/make_parity_fixture.py',
     'reference': {
       'repo': 'happyharrycn/actionformer_release',
-      'commit': torch_reference._git_commit(pathlib.Path(repo)),
+      'commit': reference_env.git_commit(pathlib.Path(repo)),
       'meta_arch': 'LocPointTransformer',
       'torch': torch.__version__,
       'numpy': np.__version__,
@@ -396,9 +396,9 @@ def main(argv=None) -> None:
   parser.add_argument('--out', required=True, help='the .npz to write')
   parser.add_argument('--no_nms', action='store_true', help='leave pred/* out (no compiled NMS)')
   args = parser.parse_args(argv)
-  repo = os.environ.get(torch_reference.ENV_REPO)
+  repo = os.environ.get(reference_env.ENV_REPO)
   if not repo:
-    parser.error(f'set {torch_reference.ENV_REPO} to an ActionFormer checkout')
+    parser.error(f'set {reference_env.ENV_REPO} to an ActionFormer checkout')
   import numpy as np
 
   arrays, config = generate(repo, with_nms=not args.no_nms)

@@ -34,7 +34,6 @@ import json
 import os
 import pathlib
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,8 +42,6 @@ import time
 import types
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-ENV_REPO = 'ASL_TORCH_REFERENCE'
-ENV_PYTHON = 'ASL_TORCH_PYTHON'
 BASE_LEN = 2304  # THUMOS14 max_seq_len (bench_model's T).
 BATCH = 2
 LOCAL_WINDOW = 19  # ActionFormer's THUMOS14 window.
@@ -261,58 +258,6 @@ def child_case(repo: str, case: dict, inputs: str, runs: int) -> dict:
 # Parent side: runs in our environment (no torch).
 
 
-def interpreter() -> str:
-  return os.environ.get(ENV_PYTHON) or 'python3'
-
-
-def _git_commit(repo: pathlib.Path) -> str | None:
-  """The checkout's commit; None when it is not the top of a git work tree (a plain copy inside
-  another repository would otherwise report that repository's commit)."""
-  try:
-    proc = subprocess.run(
-      ['git', '-C', str(repo), 'rev-parse', '--show-toplevel', 'HEAD'],
-      capture_output=True,
-      text=True,
-      timeout=10,
-    )
-  except (OSError, subprocess.SubprocessError):
-    return None
-  lines = proc.stdout.split()
-  if proc.returncode != 0 or len(lines) != 2:
-    return None
-  top, commit = lines
-  return commit if pathlib.Path(top).resolve() == repo.resolve() else None
-
-
-def _run_child(args: list[str], timeout: float) -> dict:
-  """Runs this file under the torch interpreter; its last stdout line is JSON."""
-  cmd = [interpreter(), str(pathlib.Path(__file__).resolve()), *args]
-  proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-  lines = proc.stdout.strip().splitlines()
-  if proc.returncode != 0 or not lines:
-    raise RuntimeError(f'exit code {proc.returncode}: {(proc.stderr or proc.stdout)[-2000:]}')
-  return json.loads(lines[-1])
-
-
-def status(timeout: float = 120) -> dict:
-  """Whether the reference can run here: ``available`` and, if not, ``reason``; never raises."""
-  repo = os.environ.get(ENV_REPO)
-  if not repo:
-    return {'available': False, 'reason': f'{ENV_REPO} is not set'}
-  path = pathlib.Path(repo)
-  out = {'repo': str(path), 'python': interpreter(), 'commit': None}
-  if not (path / 'libs' / 'modeling' / 'meta_archs.py').is_file():
-    return dict(out, available=False, reason=f'{path} is not an ActionFormer checkout')
-  if shutil.which(out['python']) is None and not os.access(out['python'], os.X_OK):
-    return dict(out, available=False, reason=f'interpreter {out["python"]} not found')
-  try:
-    probe = _run_child(['--probe', '--repo', str(path)], timeout)
-  except (OSError, RuntimeError, subprocess.SubprocessError, ValueError) as e:
-    reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-    return dict(out, available=False, reason=f'{out["python"]} cannot run it: {reason}')
-  return dict(out, available=True, commit=_git_commit(path), **probe)
-
-
 def cases(quick: bool, seq_len: int | None = None, train_len: int | None = None) -> list[dict]:
   """Global and local attention at bench_model's T, and local at bench_train's T if it differs."""
   base = seq_len or BASE_LEN
@@ -348,14 +293,16 @@ def write_inputs(case: dict, path: pathlib.Path) -> None:
 
 def run_case(case: dict, runs: int, scratch: pathlib.Path, timeout: float) -> dict:
   """One case in a fresh child process; a failure is recorded in the row, not raised."""
+  from bench import reference_env  # Parent side only: the child runs this file without `bench`.
+
   inputs = scratch / f'inputs_{case["inputs"]}_{case["seq_len"]}.npz'
   t0 = time.perf_counter()
   try:
     if not inputs.exists():
       write_inputs(case, inputs)
-    repo = os.environ[ENV_REPO]
+    repo = os.environ[reference_env.ENV_REPO]
     args = ['--case', json.dumps(case), '--inputs', str(inputs), '--runs', str(runs)]
-    row = _run_child([*args, '--repo', repo], timeout)
+    row = reference_env.run_child([*args, '--repo', repo], timeout)
   except (OSError, RuntimeError, subprocess.SubprocessError, ValueError) as e:
     return dict(case, error=str(e)[-3000:], wall_s=time.perf_counter() - t0)
   return dict(row, wall_s=time.perf_counter() - t0)
@@ -390,9 +337,11 @@ def run_benchmark(
   quick: bool, runs: int | None = None, seq_len: int | None = None, timeout: float = 3600
 ) -> dict:
   """The reference's figures, or a 'reference not available' result; never raises."""
+  from bench import reference_env
+
   runs = runs or (3 if quick else 5)
   result = {'benchmark': 'torch_reference', 'quick': quick, 'runs': runs, 'rows': []}
-  info = status()
+  info = reference_env.status()
   result['reference'] = info
   if not info['available']:
     message = f'{NOT_AVAILABLE}: {info["reason"]}'

@@ -5,14 +5,14 @@ import sys
 
 import pytest
 
-from bench import torch_reference
+from bench import reference_env, torch_reference
 
 
 @pytest.mark.parametrize(
   'setup, reason',
   [
-    (lambda tmp, mp: mp.delenv(torch_reference.ENV_REPO, raising=False), 'is not set'),
-    (lambda tmp, mp: mp.setenv(torch_reference.ENV_REPO, str(tmp)), 'not an ActionFormer checkout'),
+    (lambda tmp, mp: mp.delenv(reference_env.ENV_REPO, raising=False), 'is not set'),
+    (lambda tmp, mp: mp.setenv(reference_env.ENV_REPO, str(tmp)), 'not an ActionFormer checkout'),
   ],
 )
 def test_not_available_reasons(tmp_path, monkeypatch, setup, reason):
@@ -26,13 +26,13 @@ def test_not_available_reasons(tmp_path, monkeypatch, setup, reason):
 def _fake_checkout(tmp_path, monkeypatch, python: str):
   (tmp_path / 'libs' / 'modeling').mkdir(parents=True)
   (tmp_path / 'libs' / 'modeling' / 'meta_archs.py').write_text('')
-  monkeypatch.setenv(torch_reference.ENV_REPO, str(tmp_path))
-  monkeypatch.setenv(torch_reference.ENV_PYTHON, python)
+  monkeypatch.setenv(reference_env.ENV_REPO, str(tmp_path))
+  monkeypatch.setenv(reference_env.ENV_PYTHON, python)
 
 
 def test_missing_interpreter_is_named(tmp_path, monkeypatch):
   _fake_checkout(tmp_path, monkeypatch, str(tmp_path / 'no_such_python'))
-  status = torch_reference.status()
+  status = reference_env.status()
   assert not status['available'] and 'no_such_python' in status['reason']
 
 
