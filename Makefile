@@ -31,7 +31,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 # Speed and memory benchmarks -> bench/RESULTS.md (~1 h on 2 cores), e.g.
-# mkdir -p /tmp/bench && make bench BENCH_ARGS="--quick --only bench_evaluation --out_dir /tmp/bench".
+# make bench BENCH_ARGS="--quick --only bench_evaluation --out_dir /tmp/bench".
 bench: venv
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

@@ -307,6 +307,7 @@ def main(argv=None) -> None:
       print(f'running {name} ...', file=sys.stderr, flush=True)
       results.append(run_one(name, args.quick, pathlib.Path(scratch), args.seq_len))
   out_dir = pathlib.Path(args.out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
   if args.merge and (out_dir / 'results.json').exists():
     previous = json.loads((out_dir / 'results.json').read_text())
     ran = {r['benchmark'] for r in results}
