@@ -39,8 +39,13 @@ def _applies(req: Requirement, extra: str = '') -> bool:
 def test_dependencies_admit_the_pinned_versions():
   """`pip install .` may resolve anything in range; `make` installs the pins: both must agree."""
   pins = _pins(REPO_ROOT / 'requirements.txt')
-  deps = [Requirement(d) for d in PYPROJECT['project']['dependencies']]
+  extras = PYPROJECT['project']['optional-dependencies']
+  deps = [Requirement(d) for d in PYPROJECT['project']['dependencies'] + extras['tf']]
   assert {canonicalize_name(d.name) for d in deps} >= {'jax', 'jaxlib', 'flax', 'optax'}
+  # TensorFlow is the `tf` extra, not a core dependency (training on local files runs without it:
+  # tests/train/test_without_tensorflow.py); the `make` venv pins it for the shards' tests.
+  core = {canonicalize_name(Requirement(d).name) for d in PYPROJECT['project']['dependencies']}
+  assert not core & {'tensorflow', 'tensorflow-cpu', 'tensorflow-datasets'}
   for req in deps:
     if not _applies(req):  # E.g. the full tensorflow off x86-64 Linux.
       continue
@@ -53,9 +58,12 @@ def test_accelerator_extras_are_jax_extras_of_the_pinned_jax():
   pins = _pins(REPO_ROOT / 'requirements.txt')
   extras = PYPROJECT['project']['optional-dependencies']
   for extra, jax_extra in [('cuda', 'cuda12'), ('cuda13', 'cuda13'), ('tpu', 'tpu')]:
-    (req,) = [Requirement(r) for r in extras[extra]]
+    req, *others = [Requirement(r) for r in extras[extra]]
     assert (req.name, req.extras) == ('jax', {jax_extra})
     assert req.specifier.contains(pins['jax'])
+    # TPU pods read gs:// buckets (tf.io.gfile): the TPU extra brings our `tf` extra along.
+    want = [('asl-jax', {'tf'})] if extra == 'tpu' else []
+    assert [(canonicalize_name(r.name), r.extras) for r in others] == want
   # The pinned files for a `make` venv: the same extras at exactly the pinned jax.
   for path, jax_extra in [('requirements-cuda.txt', 'cuda12'), ('requirements-tpu.txt', 'tpu')]:
     text = (REPO_ROOT / path).read_text()

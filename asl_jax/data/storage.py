@@ -1,7 +1,9 @@
 """File access for local paths and URLs (gs://...): the stdlib locally, tf.io.gfile otherwise.
 
 Local paths avoid importing TensorFlow (7-10 s), so the validator and tests stay fast; a path
-with a scheme goes through ``tf.io.gfile``, imported on first use.
+with a scheme goes through ``tf.io.gfile``, imported on first use. TensorFlow is the package's
+``tf`` extra (``pip install "asl-jax[tf]"``): without it, local data trains as before and a
+``gs://`` path or TFDS shards end the command with one line saying what to install.
 """
 
 from __future__ import annotations
@@ -14,15 +16,35 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
+from asl_jax.errors import UserError
+
 
 def is_remote(path: str | os.PathLike) -> bool:
   """True for ``scheme://...`` paths (gs://, s3://, ram://), which need ``tf.io.gfile``."""
   return '://' in os.fspath(path)
 
 
+TF_EXTRA = 'pip install "asl-jax[tf]"'
+TFDS_USE = 'TFDS shards (asl-build-dataset, data.tfds_dir)'
+
+
+def tensorflow(needed_for: str = 'paths with a scheme (gs://...)') -> Any:
+  """TensorFlow, imported quietly with GPUs hidden from it (they belong to JAX; environment.md).
+
+  Raises :class:`asl_jax.errors.UserError` naming ``needed_for`` and the extra when it is not
+  installed, rather than a ModuleNotFoundError from deep inside a data module.
+  """
+  try:
+    return _import_tensorflow()
+  except ModuleNotFoundError as e:
+    if e.name is None or e.name.split('.')[0] != 'tensorflow':
+      raise
+    message = f'TensorFlow is needed for {needed_for} but is not installed: {TF_EXTRA}'
+    raise UserError(message) from e
+
+
 @functools.cache
-def tensorflow() -> Any:
-  """TensorFlow, imported quietly with GPUs hidden from it (they belong to JAX; environment.md)."""
+def _import_tensorflow() -> Any:
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import tensorflow as tf
 
@@ -35,6 +57,20 @@ def tensorflow() -> Any:
 
 def gfile() -> Any:
   return tensorflow().io.gfile
+
+
+def tensorflow_datasets(needed_for: str) -> Any:
+  """TFDS (after TensorFlow, so TF starts with GPUs hidden), or a UserError naming the extra."""
+  tensorflow(needed_for)
+  try:
+    import tensorflow_datasets as tfds
+  except ModuleNotFoundError as e:
+    if e.name is None or e.name.split('.')[0] != 'tensorflow_datasets':
+      raise
+    raise UserError(
+      f'TensorFlow Datasets is needed for {needed_for} but is not installed: {TF_EXTRA}'
+    ) from e
+  return tfds
 
 
 def join(path: str | os.PathLike, *parts: str) -> str:

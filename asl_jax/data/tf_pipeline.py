@@ -29,8 +29,8 @@ from asl_jax.data.geometry import FeatureGeometry
 from asl_jax.data.records import VideoRecord
 from asl_jax.data.tfds_builder import NAME, RELEASE_NOTES, VERSION, dataset_dir, split_name
 
-tf = storage.tensorflow()
-import tensorflow_datasets as tfds  # noqa: E402 (after TF is imported with GPUs hidden)
+tfds = storage.tensorflow_datasets(storage.TFDS_USE)
+tf = storage.tensorflow(storage.TFDS_USE)
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from asl_jax.data import pipeline, storage, validation
 from asl_jax.data.feature_formats import FeatureReader
 from asl_jax.data.records import AnnotationSet, VideoRecord
 
-tf = storage.tensorflow()
-import tensorflow_datasets as tfds  # noqa: E402 (after TF is imported with GPUs hidden)
+tfds = storage.tensorflow_datasets(storage.TFDS_USE)
+tf = storage.tensorflow(storage.TFDS_USE)
 
 logger = logging.getLogger(__name__)
 

@@ -124,3 +124,28 @@ def test_tiny_demo_trains_without_tensorflow(tiny_root, tmp_path):
   tags = {v.tag for e in events for v in e.summary.value}
   assert {'loss', 'eval/ema/average_mAP'} <= tags
   assert any(t.startswith('figures/') for t in tags)  # The figures as TensorBoard images.
+
+  # What does need TensorFlow (the package's `tf` extra) says so in one line, exit status 2.
+  shards = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'asl_jax.main',
+      '--config=demo.py:tiny',
+      f'--workdir={tmp_path / "shards_run"}',
+      f'--config.data.annotation_file={config.data.annotation_file}',
+      f'--config.data.feature_dir={config.data.feature_dir}',
+      f'--config.data.tfds_dir={tmp_path / "shards"}',
+    ],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert shards.returncode == 2, shards.stderr[-4000:]
+  assert 'Traceback' not in shards.stderr
+  assert (
+    'error: TensorFlow is needed for TFDS shards (asl-build-dataset, data.tfds_dir) but is not '
+    'installed: pip install "asl-jax[tf]"'
+  ) in shards.stderr
