@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -124,6 +125,41 @@ def test_tiny_demo_trains_without_tensorflow(tiny_root, tmp_path):
   tags = {v.tag for e in events for v in e.summary.value}
   assert {'loss', 'eval/ema/average_mAP'} <= tags
   assert any(t.startswith('figures/') for t in tags)  # The figures as TensorBoard images.
+
+  # Predict and export of that workdir, side by side (each its own process), without TF too.
+  features = sorted(pathlib.Path(config.data.feature_dir).glob('*.npy'))[0]
+  commands = {
+    'predict': [
+      'asl_jax.cli.predict',
+      f'--workdir={workdir}',
+      f'--features={features}',
+      f'--out={tmp_path / "pred.json"}',
+    ],
+    'export': [
+      'asl_jax.cli.export',
+      f'--workdir={workdir}',
+      f'--out={tmp_path / "bundle"}',
+      '--platforms=cpu',
+      '--lengths=' + str(config.data.max_seq_len),
+    ],
+  }
+  running = {
+    name: subprocess.Popen(
+      [sys.executable, '-m', *argv],
+      cwd=tmp_path,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for name, argv in commands.items()
+  }
+  for name, child in running.items():
+    _, err = child.communicate(timeout=600)
+    assert child.returncode == 0, (name, err[-4000:])
+  predicted = json.loads((tmp_path / 'pred.json').read_text())['results']
+  assert list(predicted) == [features.stem] and predicted[features.stem]
+  assert any((tmp_path / 'bundle').iterdir())
 
   # What does need TensorFlow (the package's `tf` extra) says so in one line, exit status 2.
   shards = subprocess.run(
