@@ -29,6 +29,15 @@ from bench import bench_train, common
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+# JAX's duration events, summed over every program the first step needs (seconds).
+PHASES = {
+  '/jax/core/compile/jaxpr_trace_duration': 'trace_s',
+  '/jax/core/compile/jaxpr_to_mlir_module_duration': 'lower_s',
+  '/jax/core/compile/backend_compile_duration': 'compile_or_cache_read_s',
+  '/jax/compilation_cache/cache_retrieval_time_sec': 'cache_read_s',
+}
+
+
 def first_step(cache_dir: str, seq_len: int) -> dict:
   """In this (fresh) process: build, compile and run one THUMOS14 step; seconds it took."""
   from asl_jax import compilation_cache
@@ -39,10 +48,22 @@ def first_step(cache_dir: str, seq_len: int) -> dict:
   from asl_jax import parallel
   from asl_jax.train.build import create_training
 
-  hits = []
-  jax.monitoring.register_event_listener(
-    lambda event, **kw: hits.append(event) if event.endswith('/cache_hits') else None
-  )
+  # Where the time goes: cache hits and misses, and JAX's duration events for every trace,
+  # lowering, XLA compilation and cache read the first step needs.
+  counts = {'cache_hits': 0, 'cache_misses': 0}
+  phases = dict.fromkeys(PHASES.values(), 0.0)
+
+  def on_event(event: str, **kw) -> None:
+    name = event.rsplit('/', 1)[-1]
+    if name in counts:
+      counts[name] += 1
+
+  def on_duration(event: str, duration: float, **kw) -> None:
+    if event in PHASES:
+      phases[PHASES[event]] += duration
+
+  jax.monitoring.register_event_listener(on_event)
+  jax.monitoring.register_event_duration_secs_listener(on_duration)
   config = bench_train.build_config('asl', seq_len)
   t0 = time.perf_counter()
   mesh = parallel.create_mesh()
@@ -50,7 +71,8 @@ def first_step(cache_dir: str, seq_len: int) -> dict:
   batch = parallel.to_global(bench_train.make_batch(config), mesh)
   _, metrics = training.train_step(training.state, batch)
   loss = float(jax.device_get(metrics['loss']))
-  return {'first_step_s': time.perf_counter() - t0, 'cache_hits': len(hits), 'loss': loss}
+  total = time.perf_counter() - t0
+  return {'first_step_s': total, 'loss': loss, **counts, **phases}
 
 
 def _subprocess(args: list[str], env: dict | None = None, cwd=ROOT) -> tuple[float, str]:
@@ -140,8 +162,15 @@ def main(argv=None) -> dict | None:
     'machine': common.process_machine(load),
     'notes': [
       f'Warm first step: {first["warm"]["cache_hits"]} programs read from the cache '
-      f'({first["warm"]["cache_entries"]} entries); the rest of the warm time is Python, '
-      'tracing, lowering (the cache key hashes the lowered program) and the step itself.',
+      f'({first["warm"]["cache_entries"]} entries), {first["warm"]["cache_misses"]} compiled '
+      '(under the 1 s threshold, not written); the rest of the warm time is Python, tracing, '
+      'lowering (the cache key hashes the lowered program) and the step itself.',
+      'Seconds, cold -> warm: '
+      + ', '.join(
+        f'{k} {first["cold"][k]:.1f} -> {first["warm"][k]:.1f}'
+        for k in ('first_step_s', *PHASES.values())
+      )
+      + ' (compile_or_cache_read_s: XLA compilation, or the key and the read on a hit).',
       'cold: empty cache folder; warm: a second process on the same folder; off: '
       '--compilation_cache=off. Each row is one process per case on a shared machine (noisy).',
     ],

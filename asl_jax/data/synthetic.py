@@ -43,9 +43,11 @@ Usage:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import threading
 
 import numpy as np
 
@@ -332,6 +334,23 @@ def _subset_sizes(num_videos: int, subsets: tuple[tuple[str, float], ...]) -> li
   return sizes.tolist()
 
 
+@contextlib.contextmanager
+def _replacing(path: str, mode: str):
+  """Writes ``path`` whole or not at all (a private file, then an atomic rename).
+
+  Two runs started at once on a missing dataset both generate it (the same bytes, from the seed):
+  neither may read a feature file while the other is half-way through rewriting it.
+  """
+  part = f'{path}.part-{os.getpid()}-{threading.get_ident()}'
+  try:
+    with open(part, mode) as f:
+      yield f
+    os.replace(part, path)
+  finally:
+    if os.path.exists(part):
+      os.remove(part)
+
+
 def synthesize_dataset(
   out_dir: str | os.PathLike,
   *,
@@ -362,7 +381,8 @@ def synthesize_dataset(
   for index in range(num_videos):
     video = generate_video(spec, index, patterns)
     vid = video_id(index)
-    np.save(os.path.join(feature_dir, f'{vid}.npy'), video.features)
+    with _replacing(os.path.join(feature_dir, f'{vid}.npy'), 'wb') as f:
+      np.save(f, video.features)
     t = video.features.shape[0]
     seg_grid = np.stack([video.starts - 0.5, video.starts + video.lengths - 0.5], axis=-1)
     duration = ((t - 1) * spec.feat_stride + spec.num_frames) / spec.fps
@@ -381,7 +401,7 @@ def synthesize_dataset(
     instances[subset_of[index]] += len(video.labels)
 
   annotations_path = os.path.join(out_dir, 'annotations.json')
-  with open(annotations_path, 'w') as f:
+  with _replacing(annotations_path, 'w') as f:
     json.dump({'version': VERSION, 'database': database}, f, indent=1)
   return {
     'path': out_dir,

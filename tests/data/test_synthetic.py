@@ -350,3 +350,36 @@ def test_cli(tmp_path):
   assert printed['videos_per_subset'] == {'training': 3, 'validation': 1}
   assert sorted(os.listdir(out / 'features')) == [f'synth_{i:05d}.npy' for i in range(4)]
   assert load_features(out / 'features' / 'synth_00000.npy', expected_dim=8).shape[1] == 8
+
+
+def test_two_runs_generating_one_dataset_at_once_write_it_whole(tmp_path):
+  """Two runs started together on a missing dataset both write it; files are replaced whole."""
+  import threading
+
+  shared, alone = tmp_path / 'shared', tmp_path / 'alone'
+  kwargs = dict(num_videos=12, **SMALL)
+  threads = [
+    threading.Thread(target=synthesize.synthesize_dataset, args=(shared,), kwargs=kwargs)
+    for _ in range(2)
+  ]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  synthesize.synthesize_dataset(alone, **kwargs)
+  written = sorted(p.relative_to(shared) for p in shared.rglob('*') if p.is_file())
+  assert written == sorted(p.relative_to(alone) for p in alone.rglob('*') if p.is_file())
+  assert not [p for p in written if '.part-' in p.name]  # No private file is left behind.
+  for rel in written:
+    assert (shared / rel).read_bytes() == (alone / rel).read_bytes(), rel
+
+
+def test_a_write_that_fails_leaves_the_old_file(tmp_path):
+  path = tmp_path / 'annotations.json'
+  path.write_text('old')
+  with pytest.raises(RuntimeError, match='disk full'):
+    with synthesize._replacing(str(path), 'w') as f:
+      f.write('half of the new')
+      raise RuntimeError('disk full')
+  assert path.read_text() == 'old'
+  assert [p.name for p in tmp_path.iterdir()] == ['annotations.json']
