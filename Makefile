@@ -27,8 +27,12 @@ demo: venv
 	rm -rf $(DEMO_WORKDIR)
 	time $(BIN)/python -m asl_jax.cli.train --config=demo.py --workdir=$(DEMO_WORKDIR)
 
+# The whole suite, in TEST_WORKERS processes (pytest-xdist; a test file stays in one worker, so its
+# module fixtures compile once). One process alone used 1.3 of CI's 2 cores: most tests wait on
+# one compiling or Python thread. `TEST_WORKERS=0 make test` runs it in this process.
+TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Speed and memory benchmarks -> bench/RESULTS.md (~1 h on 2 cores), e.g.
 # make bench BENCH_ARGS="--quick --only bench_evaluation --out_dir /tmp/bench".
