@@ -93,6 +93,12 @@ def main(argv=None) -> dict:
       "last_epoch_steps_fraction: steps x median step time / the last epoch's wall (the rest "
       'is input, logging, checks and the host between dispatches). On a CPU the "device" is the '
       'same cores that build the batches, so prefetching overlaps less than on an accelerator.',
+      'Steps are dispatched asynchronously and an epoch boundary is seen when its first step '
+      "is dispatched, so with few steps per epoch (THUMOS-shaped: 4) the last epoch's wall also "
+      'holds steps of the epoch before that were still queued, more so with prefetch on (dispatch '
+      'runs further ahead): there, read input_wait_fraction. The first run of each pair compiles '
+      'the step (the second reads it from the cache), so epochs_wall_s is not comparable between '
+      'the two.',
     ],
   }
   common.write_result(result, args.out, announce=True)
