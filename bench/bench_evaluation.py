@@ -43,15 +43,7 @@ from tests.ops import nms_oracle  # noqa: E402
 # The cold timings must compile: no persistent compilation cache in this process.
 jax.config.update('jax_enable_compilation_cache', False)
 
-NMS_KWARGS = dict(
-  sigma=0.5,
-  min_score=0.001,
-  max_seg_num=200,
-  multiclass=True,
-  voting_thresh=0.0,
-  iou_threshold=0.1,
-  method='gaussian',
-)
+NMS_KWARGS = nms_oracle.REFERENCE_NMS  # ActionFormer's settings, as the tests use them.
 
 
 # ----------------------------------------------------------------------------------------------

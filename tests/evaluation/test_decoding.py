@@ -17,7 +17,7 @@ from asl_jax.ops import nms as nms_ops
 from asl_jax.ops import segments as seg_ops
 from asl_jax.train import loop
 from tests import fixture_utils
-from tests.ops.test_nms import REFERENCE_NMS
+from tests.ops.nms_oracle import REFERENCE_NMS
 from tests.train.helpers import tiny_config
 
 # ActionFormer's settings as the fixture was made (voting on, as in its THUMOS14 config).

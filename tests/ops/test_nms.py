@@ -10,23 +10,11 @@ import pytest
 
 from asl_jax.ops import nms
 from tests.ops import nms_oracle
+from tests.ops.nms_oracle import REFERENCE_NMS
 
 f32 = np.float32
 N_PAD = 128  # candidates per video in the batched tests: one compile per configuration
 METHOD_CODE = {'hard': 0, 'linear': 1, 'gaussian': 2}
-
-
-# ActionFormer's evaluation settings (docs/reference-eval-nms.md), the baseline every test varies;
-# the ops take every setting explicitly (defaults live in configs/base.py only).
-REFERENCE_NMS = dict(
-  sigma=0.5,
-  min_score=0.001,
-  max_seg_num=200,
-  multiclass=True,
-  voting_thresh=0.0,
-  iou_threshold=0.1,
-  method='gaussian',
-)
 
 
 def soft_nms(*args, **settings):
