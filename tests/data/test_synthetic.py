@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -354,8 +355,6 @@ def test_cli(tmp_path):
 
 def test_two_runs_generating_one_dataset_at_once_write_it_whole(tmp_path):
   """Two runs started together on a missing dataset both write it; files are replaced whole."""
-  import threading
-
   shared, alone = tmp_path / 'shared', tmp_path / 'alone'
   kwargs = dict(num_videos=12, **SMALL)
   threads = [

@@ -25,31 +25,24 @@ def batched_soft_nms(*args, **settings):
   return nms.batched_soft_nms(*args, **{**REFERENCE_NMS, **settings})
 
 
-def oracle(
-  segs,
-  scores,
-  labels,
-  *,
-  method='gaussian',
-  sigma=0.5,
-  min_score=0.001,
-  max_seg_num=200,
-  multiclass=True,
-  voting_thresh=0.0,
-  iou_threshold=0.1,
-):
+def oracle(segs, scores, labels, **settings):
+  """The oracle at REFERENCE_NMS, with ``settings`` (same names as the ops') changed."""
+  unknown = settings.keys() - REFERENCE_NMS.keys()
+  if unknown:
+    raise TypeError(f'oracle: unknown settings {sorted(unknown)}')
+  cfg = {**REFERENCE_NMS, **settings}
   return nms_oracle.batched_nms(
     segs,
     scores,
     labels,
-    iou_threshold=iou_threshold,
-    min_score=min_score,
-    max_seg_num=max_seg_num,
-    use_soft_nms=method != 'hard',
-    multiclass=multiclass,
-    sigma=sigma,
-    voting_thresh=voting_thresh,
-    method=METHOD_CODE[method],
+    iou_threshold=cfg['iou_threshold'],
+    min_score=cfg['min_score'],
+    max_seg_num=cfg['max_seg_num'],
+    use_soft_nms=cfg['method'] != 'hard',
+    multiclass=cfg['multiclass'],
+    sigma=cfg['sigma'],
+    voting_thresh=cfg['voting_thresh'],
+    method=METHOD_CODE[cfg['method']],
   )
 
 
